@@ -1,0 +1,58 @@
+"""What a backbone factory receives and returns.
+
+A backbone factory (built-in, or a plug-in named ``"package.module:factory"`` in the recipe) is
+called once at build time as ``factory(options)`` and returns either
+
+* an ``nn.Module`` whose ``forward(images_BCHW)`` returns a list of feature maps, or
+* a :class:`Backbone`: that module plus the extra layers the backbone wants by default and the
+  style of prediction head that suits it.
+
+Channel counts and feature-map sizes are never declared: the builder measures them with one
+dummy forward pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from torch import nn
+
+HeadStyle = Literal["conv", "separable"]
+"""``"conv"``: one 3x3 convolution per level (SSD paper), Xavier init. ``"separable"``: 3x3
+depthwise + BN + ReLU6, then a 1x1 convolution (SSDLite), Normal(0, 0.03) init."""
+
+
+@dataclass(frozen=True)
+class BackboneOptions:
+    """Plain arguments for a backbone factory, taken from ``recipe.model``.
+
+    Attributes:
+        size_hw: network input size ``(H, W)`` in pixels.
+        width: channel-width multiplier where the backbone has one (ignored otherwise).
+        extra_levels: number of extra layers after the backbone's own maps; None = the
+            backbone's default.
+        weights: None (random init), ``"imagenet"`` (torchvision's weights API, which downloads
+            on first use), a torchvision weights-enum member name such as ``"IMAGENET1K_V1"``, or
+            the path of a local state-dict file.
+    """
+
+    size_hw: tuple[int, int] = (300, 300)
+    width: float = 1.0
+    extra_levels: int | None = None
+    weights: str | None = None
+
+
+@dataclass
+class Backbone:
+    """A feature extractor with its default extra layers.
+
+    Attributes:
+        body: ``forward(images_BCHW) -> list[Tensor[B, C_l, H_l, W_l]]``, at least one map.
+        extras: blocks applied in turn to the last map, each adding one more level.
+        head_style: the prediction-head style that suits this backbone.
+    """
+
+    body: nn.Module
+    extras: nn.ModuleList = field(default_factory=nn.ModuleList)
+    head_style: HeadStyle = "conv"
