@@ -136,7 +136,20 @@ def _devkit_iou(dets_D4: np.ndarray, gts_G4: np.ndarray) -> np.ndarray:
     return inter / (det_area[:, None] + gt_area[None, :] - inter)
 
 
-def _check_labels(labels: np.ndarray, num_classes: int, what: str, index: int) -> None:
+def _check_image(
+    index: int,
+    num_classes: int,
+    boxes: np.ndarray,
+    labels: np.ndarray,
+    other: np.ndarray,
+    what: str,
+) -> None:
+    """EvalError when one image's arrays disagree in length or hold labels outside 0..C-1."""
+    if not len(boxes) == len(labels) == len(other):
+        raise EvalError(
+            f"{what} of image #{index}: {len(boxes)} boxes, {len(labels)} labels and "
+            f"{len(other)} flags/scores; every object needs one of each"
+        )
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise EvalError(
             f"{what} of image #{index} has a label ({int(labels.min())}..{int(labels.max())}) "
@@ -176,21 +189,22 @@ def voc_pr_curves(
     gt_labels, gt_ignore, det_labels, det_scores, det_ovmax, det_gt = [], [], [], [], [], []
     offset = 0
     for index, (gt, det) in enumerate(zip(ground_truths, detections, strict=True)):
+        g_boxes = np.asarray(gt.boxes_xyxy, np.float64).reshape(-1, 4)
         g_labels = np.asarray(gt.labels, np.int64).reshape(-1)
+        g_ignore = np.asarray(gt.difficult, bool).reshape(-1) | np.asarray(gt.iscrowd, bool)
+        d_boxes = np.asarray(det.boxes_D4, np.float64).reshape(-1, 4)
         d_labels = np.asarray(det.labels_D, np.int64).reshape(-1)
-        _check_labels(g_labels, num_classes, "ground truth", index)
-        _check_labels(d_labels, num_classes, "detections", index)
+        d_scores = np.asarray(det.scores_D, np.float32).reshape(-1)
+        _check_image(index, num_classes, g_boxes, g_labels, g_ignore, "ground truth")
+        _check_image(index, num_classes, d_boxes, d_labels, d_scores, "detections")
         gt_labels.append(g_labels)
-        gt_ignore.append(np.asarray(gt.difficult, bool) | np.asarray(gt.iscrowd, bool))
+        gt_ignore.append(g_ignore)
         det_labels.append(d_labels)
-        det_scores.append(np.asarray(det.scores_D, np.float32).reshape(-1))
+        det_scores.append(d_scores)
         ovmax = np.full(d_labels.size, -1.0)
         jmax = np.zeros(d_labels.size, np.int64)
         if d_labels.size and g_labels.size:
-            iou = _devkit_iou(
-                np.asarray(det.boxes_D4, np.float64).reshape(-1, 4),
-                np.asarray(gt.boxes_xyxy, np.float64).reshape(-1, 4),
-            )
+            iou = _devkit_iou(d_boxes, g_boxes)
             iou[d_labels[:, None] != g_labels[None, :]] = -1.0  # only same-class ground truths
             jmax = iou.argmax(axis=1)  # first maximum, as the devkit's argmax
             ovmax = iou[np.arange(d_labels.size), jmax]
