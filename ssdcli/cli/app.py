@@ -17,6 +17,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from ssdcli import __version__
+from ssdcli.cli import inspect_priors
 from ssdcli.errors import SsdError
 
 err_console = Console(stderr=True, soft_wrap=True)
@@ -71,6 +72,7 @@ def _root(
 app.callback()(_root)
 
 # Commands, one line each; every module imports torch lazily inside its function.
+app.command("inspect-priors")(inspect_priors.inspect_priors)
 
 
 def main() -> None:
