@@ -112,7 +112,7 @@ class PriorsConfig(_Section):
     scales: list[float] | None = None  # ... or L+1 fractions of min(H, W); default SSD300's
     aspect_ratios: list[list[float]] = [[2], [2, 3], [2, 3], [2, 3], [2], [2]]  # r adds r and 1/r
     variances: tuple[float, float] = (0.1, 0.2)  # box-coding variances (centre, size), SSD paper
-    clip: bool = True  # clip prior boxes to the image ([0, 1])
+    clip: bool | Literal["wh"] = True  # clip priors to [0, 1]; "wh": sizes only (torchvision)
 
     @model_validator(mode="before")
     @classmethod

@@ -196,12 +196,15 @@ def explain_validation_error(error: ValidationError, root: type[BaseModel], sour
     """One line for the first problem in ``error``: source, key path, what is wrong, the fix."""
     problems = error.errors()
     first = problems[0]
-    loc = tuple(first["loc"])
+    loc, annotation = _walk(root, tuple(first["loc"]))
+    # A value that fails every member of a union gives one problem per member, at one key.
+    locs = [_walk(root, tuple(problem["loc"]))[0] for problem in problems]
+    distinct = len(dict.fromkeys(locs))
+    more = f" (and {distinct - 1} more problem(s))" if distinct > 1 else ""
     path = _format_loc(loc)
-    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
     kind = first["type"]
     if kind == "extra_forbidden":
-        section_model = _model_at(root, loc[:-1])
+        section_model = _model_of(_walk(root, loc[:-1])[1])
         valid = list(section_model.model_fields) if section_model else []
         close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
         section = _format_loc(loc[:-1]) or "the top level"
@@ -212,23 +215,21 @@ def explain_validation_error(error: ValidationError, root: type[BaseModel], sour
             f"{', '.join(valid)}. Fix: rename or remove it{more}"
         )
     message = str(first["msg"]).removeprefix("Value error, ")
-    if kind == "value_error" or loc == () or _field_annotation(root, loc) is None:
-        where = path or "recipe"
-        return f"{source}: {where}: {message}{more}"
-    annotation = _field_annotation(root, loc)
-    expected = _type_name(annotation)
+    if kind == "value_error" or loc == () or annotation is None:
+        return f"{source}: {path or 'recipe'}: {message}{more}"
     if kind in ("missing", "too_short", "too_long") and isinstance(loc[-1], int):
         path = _format_loc(loc[:-1])
-        expected = _type_name(_field_annotation(root, loc[:-1]))
+        expected = _type_name(_walk(root, loc[:-1])[1])
         return (
             f"{source}: {path}: wrong number of values; expected {expected}. "
             f"Fix: give {path} that many values{more}"
         )
+    expected = _type_name(annotation)
     given = first.get("input")
     given_text = f"{given!r} ({type(given).__name__})" if given is not None else "null"
+    detail = f": {message[:1].lower()}{message[1:]}" if locs.count(loc) == 1 else ""
     return (
-        f"{source}: {path}: invalid value {given_text}, expected {expected}: "
-        f"{message[:1].lower()}{message[1:]}. "
+        f"{source}: {path}: invalid value {given_text}, expected {expected}{detail}. "
         f"Fix: set {path} to {expected}{_example(annotation, path)}{more}"
     )
 
@@ -247,34 +248,42 @@ def _unwrap(annotation: Any) -> list[Any]:
     return [annotation]
 
 
-def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    model: type[BaseModel] | None = root
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model an annotation holds (through Optional), or None."""
+    members = _unwrap(annotation)
+    return next((m for m in members if isinstance(m, type) and issubclass(m, BaseModel)), None)
+
+
+def _walk(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any]:
+    """Follow a pydantic error location through the models.
+
+    Returns:
+        The location without pydantic's union member tags (``"bool"``, ``"literal['wh']"``) and
+        the annotation of the value there (None where the location leaves the models).
+    """
+    clean: list[Any] = []
+    annotation: Any = root
     for part in loc:
-        if model is None or not isinstance(part, str) or part not in model.model_fields:
-            return None
-        members = _unwrap(model.model_fields[part].annotation)
-        model = next((m for m in members if isinstance(m, type) and issubclass(m, BaseModel)), None)
-    return model
+        model = _model_of(annotation)
+        if isinstance(part, str) and model is not None and part in model.model_fields:
+            annotation = model.model_fields[part].annotation
+        elif isinstance(part, int) and annotation is not None:
+            annotation = _item_annotation(annotation, part)
+        elif isinstance(part, str) and len(_unwrap(annotation)) > 1:
+            continue  # a union member tag: not a key
+        else:
+            annotation = None
+        clean.append(part)
+    return tuple(clean), annotation
 
 
-def _field_annotation(root: type[BaseModel], loc: tuple[Any, ...]) -> Any:
-    """The annotation of the value at ``loc`` (descending into lists/tuples), or None."""
-    names = [i for i, part in enumerate(loc) if isinstance(part, str)]
-    if not names:
+def _item_annotation(annotation: Any, index: int) -> Any:
+    """The annotation of item ``index`` of a list/tuple annotation (through Optional), or None."""
+    container = next((m for m in _unwrap(annotation) if typing.get_args(m)), None)
+    args = typing.get_args(container) if container is not None else ()
+    if not args or typing.get_origin(container) not in (list, tuple):
         return None
-    model = _model_at(root, tuple(loc[i] for i in names[:-1]))
-    if model is None or loc[names[-1]] not in model.model_fields:
-        return None
-    annotation = model.model_fields[loc[names[-1]]].annotation
-    for part in loc[names[-1] + 1 :]:
-        if not isinstance(part, int):
-            return None
-        container = next((m for m in _unwrap(annotation) if typing.get_args(m)), None)
-        args = typing.get_args(container) if container is not None else ()
-        if not args:
-            return None
-        annotation = args[min(part, len(args) - 1)] if args[-1] is not Ellipsis else args[0]
-    return annotation
+    return args[0] if len(args) == 1 or args[-1] is Ellipsis else args[min(index, len(args) - 1)]
 
 
 def _type_name(annotation: Any) -> str:
@@ -284,7 +293,8 @@ def _type_name(annotation: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(arg) for arg in typing.get_args(annotation))
     if origin is Literal:
-        return "one of " + ", ".join(str(arg) for arg in typing.get_args(annotation))
+        choices = typing.get_args(annotation)
+        return f'"{choices[0]}"' if len(choices) == 1 else "one of " + ", ".join(map(str, choices))
     if origin in (list, tuple):
         inner = ", ".join(_type_name(arg) for arg in typing.get_args(annotation))
         return f"{origin.__name__}[{inner}]"

@@ -101,6 +101,7 @@ def test_wrong_type_names_key_path_and_expected_type(tmp_path: Path) -> None:
         load_recipe(write(tmp_path, "priors:\n  clip: maybe\n"))
     message = str(info.value)
     assert "priors.clip" in message and "expected bool" in message and "'maybe'" in message
+    assert "(and " not in message  # one problem per union member is still one problem
     with pytest.raises(RecipeError, match=r"priors\.aspect_ratios\[1\]\[0\].*expected float"):
         load_recipe("voc300", ["priors.aspect_ratios=[[2], [x, 3], [2, 3], [2, 3], [2], [2]]"])
     with pytest.raises(RecipeError, match=r"model\.input\.channel_order.*one of rgb, bgr"):
