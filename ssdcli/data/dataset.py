@@ -1,0 +1,157 @@
+"""A PyTorch Dataset over one split of a :class:`Manifest`.
+
+Keys: the loader's sampler passes ``epoch * len(dataset) + position``; the dataset seeds its
+augmentation from ``(seed, epoch, position)`` so a sample does not depend on which worker (or how
+many workers) produced it, and the epoch reaches persistent workers without any shared state.
+A plain ``position`` (``0 <= key < len``) means epoch 0.
+
+Training: SSD augmentation; ``difficult`` objects dropped unless ``include_difficult``; COCO
+``iscrowd`` objects always dropped. A corrupt image is replaced by another image chosen from the
+same seed (counted in ``target["skipped"]`` and logged), never a crash.
+Evaluation: :func:`preprocess_image` only; every object kept, with its flags.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ssdcli.data.images import read_image_rgb
+from ssdcli.data.records import Manifest, Record
+from ssdcli.data.transforms import AugmentSettings, augment_ssd, normalize_image, preprocess_image
+from ssdcli.errors import DataError
+
+log = logging.getLogger(__name__)
+MAX_REPLACEMENTS = 10
+
+
+class DetectionDataset(Dataset):
+    """Samples of one split, as network inputs and normalised targets.
+
+    Args:
+        manifest: the data set.
+        split: split name (``manifest.splits`` key).
+        size_hw: network input size ``(H, W)``.
+        mean, std: normalisation per channel, 0-255 units, in ``channel_order``.
+        channel_order: ``"rgb"`` or ``"bgr"``.
+        train: augment (True) or only resize + normalise (False).
+        augment: which augmentations run in training.
+        include_difficult: keep VOC ``difficult`` objects in training.
+        seed: augmentation seed.
+
+    ``dataset[key]`` returns ``(image_CHW, target)``: ``image_CHW`` float32 Tensor ``[3, H, W]``;
+    ``target`` a dict with ``boxes_xyxy`` (float32 ``[G, 4]``, xyxy normalised to ``[0, 1]`` of
+    the network input, which is also normalised xyxy of the original image in evaluation),
+    ``labels`` (int64 ``[G]``, ``0..C-1``), ``difficult`` and ``iscrowd`` (bool ``[G]``),
+    ``index`` (position in this dataset, see :attr:`records`), ``size_hw`` (original image size)
+    and ``skipped`` (corrupt images replaced to make this sample).
+    """
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        split: str,
+        size_hw: tuple[int, int],
+        *,
+        mean: Sequence[float],
+        std: Sequence[float],
+        channel_order: str = "rgb",
+        train: bool = False,
+        augment: AugmentSettings | None = None,
+        include_difficult: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.records: list[Record] = [manifest.records[i] for i in manifest.split_indices(split)]
+        if not self.records:
+            raise DataError(
+                f"split {split!r} of {manifest.source} has no usable images; fix: "
+                "check `ssd prepare-data` problems or choose another split"
+            )
+        self.class_names = manifest.class_names
+        self.size_hw = (int(size_hw[0]), int(size_hw[1]))
+        self.mean = tuple(float(v) for v in mean)
+        self.std = tuple(float(v) for v in std)
+        self.channel_order = channel_order
+        self.train = train
+        self.augment = augment or AugmentSettings()
+        self.include_difficult = include_difficult
+        self.seed = seed
+        rgb_mean = self.mean if channel_order == "rgb" else self.mean[::-1]
+        self.fill_rgb = tuple(int(round(v)) for v in rgb_mean)
+        self.skipped = 0  # corrupt images met by this process (workers count their own)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, key: int) -> tuple[torch.Tensor, dict]:
+        epoch, position = divmod(int(key), len(self.records))
+        if not self.train:
+            return self._eval_sample(position)
+        rng = np.random.default_rng([self.seed, epoch, position])
+        index, skipped = position, 0
+        while True:
+            record = self.records[index]
+            try:
+                image = read_image_rgb(record.image_path)
+                break
+            except DataError as error:
+                skipped += 1
+                self.skipped += 1
+                log.warning("skipping a corrupt training image: %s", error)
+                if skipped > MAX_REPLACEMENTS:
+                    raise DataError(
+                        f"{skipped} corrupt images in a row (last: "
+                        f"{record.image_path}); fix the data set"
+                    ) from None
+                index = int(rng.integers(len(self.records)))
+        boxes, keep = (
+            _scaled_boxes(record, image.shape[:2]),
+            _train_objects(record, self.include_difficult),
+        )
+        out = augment_ssd(image, boxes[keep], self.size_hw, rng, self.augment, self.fill_rgb)
+        height, width = self.size_hw
+        target = {
+            "boxes_xyxy": torch.from_numpy(out.boxes_xyxy / np.float32([width, height] * 2)),
+            "labels": torch.from_numpy(record.labels[keep][out.keep]),
+            "difficult": torch.from_numpy(record.difficult[keep][out.keep]),
+            "iscrowd": torch.zeros(len(out.keep), dtype=torch.bool),
+            "index": position,
+            "size_hw": record.size_hw,
+            "skipped": skipped,
+        }
+        image_chw = normalize_image(out.image, self.mean, self.std, self.channel_order)
+        return torch.from_numpy(image_chw), target
+
+    def _eval_sample(self, position: int) -> tuple[torch.Tensor, dict]:
+        record = self.records[position]
+        image = read_image_rgb(record.image_path)  # DataError names the file: metrics need all
+        height, width = record.size_hw
+        target = {
+            "boxes_xyxy": torch.from_numpy(record.boxes_xyxy / np.float32([width, height] * 2)),
+            "labels": torch.from_numpy(record.labels),
+            "difficult": torch.from_numpy(record.difficult),
+            "iscrowd": torch.from_numpy(record.iscrowd),
+            "index": position,
+            "size_hw": record.size_hw,
+            "skipped": 0,
+        }
+        chw = preprocess_image(image, self.size_hw, self.mean, self.std, self.channel_order)
+        return torch.from_numpy(chw), target
+
+
+def _train_objects(record: Record, include_difficult: bool) -> np.ndarray:
+    """Indices of the objects trained on (no crowd; no difficult unless asked)."""
+    usable = ~record.iscrowd if include_difficult else ~(record.iscrowd | record.difficult)
+    return np.flatnonzero(usable)
+
+
+def _scaled_boxes(record: Record, decoded_hw: tuple[int, int]) -> np.ndarray:
+    """Record boxes in the decoded image's pixels (they differ only if the file changed)."""
+    if tuple(decoded_hw) == tuple(record.size_hw):
+        return record.boxes_xyxy
+    gain_y, gain_x = np.divide(decoded_hw, record.size_hw)
+    return record.boxes_xyxy * np.float32([gain_x, gain_y, gain_x, gain_y])

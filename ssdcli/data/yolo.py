@@ -1,0 +1,168 @@
+"""YOLO reader: a ``data.yaml`` naming image folders per split, labels in ``labels/*.txt``.
+
+``data.yaml`` keys: ``path`` (root, relative to the YAML's folder; default that folder),
+``train``/``val``/``test`` (a folder of images, a ``.txt`` list of image paths, or a list of
+either; relative to ``path``), ``names`` (a list, or a mapping id -> name). The labels of
+``.../images/.../x.jpg`` are in ``.../labels/.../x.txt``, one object per line:
+``class cx cy w h``, normalised to ``[0, 1]`` by the image size. An image without a label file
+has no objects (YOLO's background images), which is not a problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from ssdcli.data.records import Manifest, Record
+from ssdcli.data.validate import ProblemLog, check_image, clean_objects
+from ssdcli.errors import DataError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+SPLIT_KEYS = ("train", "val", "test")
+
+
+def _load_yaml(source: Path) -> tuple[Path, dict]:
+    path = source / "data.yaml" if source.is_dir() else source
+    if not path.is_file():
+        raise DataError(f"YOLO data file {path} does not exist; fix: point at the data.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise DataError(
+            f"{path}{line}: malformed YAML ({getattr(error, 'problem', error)}); fix the file"
+        ) from None
+    if not isinstance(data, dict) or "names" not in data:
+        raise DataError(f"{path}: a YOLO data.yaml needs 'names' and split keys; fix the file")
+    return path, data
+
+
+def _names(data: dict, path: Path) -> list[str]:
+    names = data["names"]
+    if isinstance(names, dict):
+        if sorted(names) != list(range(len(names))):
+            raise DataError(f"{path}: 'names' ids must be 0..{len(names) - 1}; fix the file")
+        names = [names[i] for i in range(len(names))]
+    if not isinstance(names, list) or not names:
+        raise DataError(f"{path}: 'names' must be a non-empty list or mapping; fix the file")
+    return [str(name) for name in names]
+
+
+def _images(entry: str, root: Path, yaml_path: Path) -> list[Path]:
+    target = root / entry
+    if target.is_dir():
+        return sorted(p for p in target.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if target.is_file() and target.suffix == ".txt":
+        lines = [ln.strip() for ln in target.read_text().splitlines() if ln.strip()]
+        return [root / ln if (root / ln).exists() else target.parent / ln for ln in lines]
+    raise DataError(f"{yaml_path}: split folder or list {target} does not exist; fix the path")
+
+
+def label_path(image_path: Path) -> Path:
+    """``.../images/a/x.jpg`` -> ``.../labels/a/x.txt`` (the last ``images`` part is replaced)."""
+    parts = list(image_path.parts)
+    if "images" in parts:
+        last = len(parts) - 1 - parts[::-1].index("images")
+        parts[last] = "labels"
+    return Path(*parts).with_suffix(".txt")
+
+
+def _parse_labels(txt: Path) -> list[tuple[int, list[float], int]]:
+    """(class id, [cx, cy, w, h] normalised, line number) per object; DataError if malformed."""
+    objects = []
+    for number, line in enumerate(txt.read_text().splitlines(), start=1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        try:
+            if len(tokens) != 5:
+                raise ValueError(f"{len(tokens)} values")
+            objects.append((int(tokens[0]), [float(t) for t in tokens[1:]], number))
+        except ValueError as error:
+            raise DataError(
+                f"{txt}:{number}: expected 'class cx cy w h' ({error}): {line!r}; "
+                "fix the label file"
+            ) from None
+    return objects
+
+
+def read_yolo(
+    source: str | Path,
+    splits: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
+    decode: bool = False,
+) -> Manifest:
+    """Reads and validates a YOLO data set (``source``: the data.yaml or its folder).
+
+    ``class_names`` must equal ``names`` of the YAML when given (YOLO labels are indices).
+    """
+    yaml_path, data = _load_yaml(Path(source).resolve())
+    names = _names(data, yaml_path)
+    if class_names and list(class_names) != names:
+        raise DataError(
+            f"class names {list(class_names)} differ from {yaml_path} names {names}; "
+            "fix: drop data.class_names or make them equal"
+        )
+    root = (yaml_path.parent / str(data.get("path") or ".")).resolve()
+    wanted = [k for k in SPLIT_KEYS if data.get(k)] if not splits else list(splits)
+    missing = [k for k in wanted if not data.get(k)]
+    if missing:
+        raise DataError(f"split(s) {missing} not in {yaml_path}; fix: choose another --split")
+    log = ProblemLog()
+    records: list[Record] = []
+    position: dict[Path, int] = {}
+    split_indices: dict[str, list[int]] = {}
+    for split in wanted:
+        entries = data[split] if isinstance(data[split], list) else [data[split]]
+        indices = []
+        for image_path in [p for entry in entries for p in _images(str(entry), root, yaml_path)]:
+            if image_path not in position:
+                record = _read_one(image_path, root, names, log, decode)
+                if record is None:
+                    continue
+                position[image_path] = len(records)
+                records.append(record)
+            indices.append(position[image_path])
+        split_indices[split] = sorted(set(indices))
+    return Manifest(names, records, split_indices, None, str(root), "yolo", log.problems)
+
+
+def _read_one(
+    image_path: Path, root: Path, names: list[str], log: ProblemLog, decode: bool
+) -> Record | None:
+    txt = label_path(image_path)
+    objects = _parse_labels(txt) if txt.is_file() else []
+    size_hw = check_image(image_path, None, log, txt, decode)
+    if size_hw is None:
+        return None
+    height, width = size_hw
+    boxes, labels, where = [], [], []
+    for cls, (cx, cy, w, h), number in objects:
+        if not 0 <= cls < len(names):
+            log.add(
+                "unknown_class",
+                txt,
+                f"line {number}: class id {cls} is not in 0..{len(names) - 1}; object dropped",
+            )
+            continue
+        boxes.append(
+            [
+                (cx - w / 2) * width,
+                (cy - h / 2) * height,
+                (cx + w / 2) * width,
+                (cy + h / 2) * height,
+            ]
+        )
+        labels.append(cls)
+        where.append(f"line {number} box ({cx:g} {cy:g} {w:g} {h:g})")
+    cleaned = clean_objects(
+        boxes, labels, [(False, False)] * len(labels), where, size_hw, names, txt, log
+    )
+    try:  # unique across splits: train/x.jpg and val/x.jpg are different images
+        image_id = image_path.relative_to(root).with_suffix("").as_posix()
+    except ValueError:
+        image_id = image_path.stem
+    return Record.make(image_id, image_path, size_hw, *cleaned)
