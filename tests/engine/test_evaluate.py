@@ -1,10 +1,11 @@
-"""The evaluator: the model-free path, its JSON files, and (when the data set and model are
-importable) a tiny detector run through the whole pipeline."""
+"""The evaluator: the model-free path, its JSON files, and a network run through the whole
+pipeline (data set, post-processing, metrics)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -108,56 +109,86 @@ def test_json_files(tmp_path):
     assert coco[3]["image_id"] == 7 and coco[3]["category_id"] == 21
 
 
-def _tiny_setup(tmp_path):
-    """A synthetic data set and an untrained tiny detector, or a skip while those are missing."""
+GT_BOXES = [  # per image: non-overlapping objects, xyxy pixels of the original image
+    ([[4, 6, 40, 30], [50, 40, 110, 75]], [0, 1]),
+    ([[10, 10, 60, 90]], [2]),
+    ([[0, 0, 30, 20], [35, 25, 70, 60], [5, 70, 45, 99]], [1, 1, 0]),
+]
+SIZES_HW = [(80, 120), (100, 80), (100, 100)]
+
+
+def oracle_setup(tmp_path):
+    """A manifest of constant-colour images (colour = image number) and a network that reads the
+    colour back and answers the ground truth exactly: every metric must come out as 1."""
     data = pytest.importorskip("ssdcli.data")
-    if not hasattr(data, "DetectionDataset") or not hasattr(data, "build_manifest"):
-        pytest.skip("ssdcli.data has no DetectionDataset/build_manifest yet")
-    from ssdcli.config import load_recipe
-    from ssdcli.model import build_detector
-
-    recipe = load_recipe(
-        "shapes_tiny",
-        [
-            f"data.root={tmp_path / 'shapes'}",
-            "data.synthetic_images=12",
-            "data.workers=0",
-            "model.size_hw=[96,96]",
-        ],
-    )
-    manifest = data.build_manifest(recipe.data)
-    detector = build_detector(recipe, num_classes=len(manifest.class_names))
-    return recipe, manifest, detector
-
-
-def test_detector_over_a_split(tmp_path):
+    if not hasattr(data, "DetectionDataset"):
+        pytest.skip("ssdcli.data.DetectionDataset is not there yet")
+    import cv2
     import torch
 
+    from ssdcli.boxes import BoxCoder
+    from ssdcli.config import load_recipe
+    from ssdcli.data.records import Manifest, Record
+
+    recipe = load_recipe(None, ["model.size_hw=[64,64]", "data.workers=0"])
+    records = []
+    for i, ((boxes, labels), (h, w)) in enumerate(zip(GT_BOXES, SIZES_HW, strict=True)):
+        path = tmp_path / f"{i}.png"
+        cv2.imwrite(str(path), np.full((h, w, 3), 40 * (i + 1), np.uint8))
+        records.append(Record.make(f"im{i}", path, (h, w), boxes, labels))
+    names = ["a", "b", "c"]
+    manifest = Manifest(names, records, {"test": [2, 0, 1]}, None, str(tmp_path), "voc")
+
+    # 4 x 4 grid of priors (normalised cxcywh); ground truth j of an image uses prior j.
+    centres = (torch.arange(4, dtype=torch.float32) + 0.5) / 4
+    cy, cx = torch.meshgrid(centres, centres, indexing="ij")
+    priors_P4 = torch.stack(
+        [cx.flatten(), cy.flatten(), torch.full((16,), 0.3), torch.full((16,), 0.3)], 1
+    )
+    coder = BoxCoder(tuple(recipe.priors.variances))
+    mean, std = recipe.model.input.mean[0], recipe.model.input.std[0]
+
+    class Oracle(torch.nn.Module):
+        num_classes = len(names)
+
+        def forward(self, images_BCHW):
+            pixel = images_BCHW[:, 0].mean(dim=(1, 2)) * std + mean
+            cls_BPK = torch.zeros(len(images_BCHW), 16, 4)
+            cls_BPK[:, :, 0] = 10.0  # background everywhere ...
+            deltas_BP4 = torch.zeros(len(images_BCHW), 16, 4)
+            for b, value in enumerate(pixel.tolist()):
+                i = round(value / 40) - 1
+                (h, w), (boxes, labels) = SIZES_HW[i], GT_BOXES[i]
+                gt = torch.tensor(boxes, dtype=torch.float32) / torch.tensor([w, h, w, h])
+                n = len(labels)
+                deltas_BP4[b, :n] = coder.encode(gt, priors_P4[:n])
+                cls_BPK[b, torch.arange(n), torch.tensor(labels) + 1] = 20.0  # ... but here
+            return cls_BPK, deltas_BP4
+
+    return recipe, manifest, SimpleNamespace(model=Oracle(), priors_P4=priors_P4)
+
+
+def test_detector_over_a_split_scores_an_oracle_perfectly(tmp_path):
     from ssdcli.engine.evaluate import evaluate_detector
 
-    recipe, manifest, detector = _tiny_setup(tmp_path)
-    split = recipe.data.val_split
-    torch.manual_seed(0)
+    recipe, manifest, detector = oracle_setup(tmp_path)
     calls = []
     detector.model.train()
     result = evaluate_detector(
-        detector, manifest, split, recipe, "voc", "cpu", batch_size=5,
+        detector, manifest, "test", recipe, "all", "cpu", batch_size=2,
         progress=lambda done, total: calls.append((done, total)),
     )  # fmt: skip
-    records = [manifest.records[i] for i in manifest.split_indices(split)]
-    assert len(result.detections) == len(records) and result.image_ids[0] == records[0].image_id
-    assert calls[-1] == (len(records), len(records))
+    assert calls == [(2, 3), (3, 3)]
     assert detector.model.training  # mode restored
-    for record, found in zip(records, result.detections, strict=True):
-        height, width = record.size_hw  # detections in pixels of the original image
-        assert found.boxes_D4.dtype == np.float32 and found.labels_D.dtype == np.int64
-        assert np.all(found.boxes_D4[:, [0, 2]] <= width) and np.all(
-            found.boxes_D4[:, [1, 3]] <= height
+    assert result.image_ids == ["im2", "im0", "im1"]  # the split's order
+    for k, i in enumerate([2, 0, 1]):  # detections back in pixels of each original image
+        found = result.detections[k]
+        order = np.lexsort(found.boxes_D4.T[::-1])
+        expected = np.array(GT_BOXES[i][0], np.float32)
+        np.testing.assert_allclose(
+            found.boxes_D4[order], expected[np.lexsort(expected.T[::-1])], atol=1e-3
         )
-        assert np.all(found.boxes_D4 >= 0)
-    assert 0.0 <= result.metrics["voc_map50"] <= 1.0
-
-    # Feeding the ground truth back as detections scores AP 1 through the same path.
-    perfect = [det(r.boxes_xyxy, np.ones(len(r.labels)), r.labels) for r in records]
-    again = evaluate_detections(records, perfect, manifest.class_names, "voc")
-    assert again.metrics["voc_map50"] == pytest.approx(1.0)
+        assert found.boxes_D4.dtype == np.float32 and found.labels_D.dtype == np.int64
+    for key in ("voc07_map50", "voc_map50", "coco_ap", "coco_ap50", "coco_ap75"):
+        assert result.metrics[key] == pytest.approx(1.0), key
+    assert result.seconds > 0
