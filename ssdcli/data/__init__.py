@@ -1,6 +1,7 @@
 """Data sets: readers, the manifest, synthetic data, augmentation, Dataset and loading.
 
-Import from the submodules (this package imports nothing, so numpy-only users never load torch):
+The main names are importable from the package (``from ssdcli.data import Manifest``); each is
+loaded on first use, so numpy-only users never load torch. The modules:
 
 * :mod:`ssdcli.data.records`: ``Record``, ``Problem``, ``Manifest`` (``save``/``load``).
 * :mod:`ssdcli.data.manifest`: ``read_dataset``, ``build_manifest`` (from the recipe's ``data``),
@@ -13,3 +14,37 @@ Import from the submodules (this package imports nothing, so numpy-only users ne
 * :mod:`ssdcli.data.dataset`, :mod:`ssdcli.data.collate`, :mod:`ssdcli.data.loader` (torch):
   ``DetectionDataset``, ``Batch``/``collate``, ``build_dataset``/``build_loader``.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Names importable as ``from ssdcli.data import X``; loaded on first use (PEP 562), so that
+# ``from ssdcli.data import Manifest`` does not import torch.
+_EXPORTS = {
+    "Record": "records",
+    "Problem": "records",
+    "Manifest": "records",
+    "read_dataset": "manifest",
+    "build_manifest": "manifest",
+    "load_manifest_for_recipe": "manifest",
+    "ensure_synthetic": "synthetic",
+    "read_image_rgb": "images",
+    "preprocess_image": "transforms",
+    "augment_ssd": "transforms",
+    "AugmentSettings": "transforms",
+    "DetectionDataset": "dataset",
+    "Batch": "collate",
+    "collate": "collate",
+    "build_dataset": "loader",
+    "build_loader": "loader",
+    "build_data_loader": "loader",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ssdcli.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"ssdcli.data.{_EXPORTS[name]}"), name)

@@ -1,9 +1,10 @@
 """A PyTorch Dataset over one split of a :class:`Manifest`.
 
-Keys: the loader's sampler passes ``epoch * len(dataset) + position``; the dataset seeds its
-augmentation from ``(seed, epoch, position)`` so a sample does not depend on which worker (or how
-many workers) produced it, and the epoch reaches persistent workers without any shared state.
-A plain ``position`` (``0 <= key < len``) means epoch 0.
+Keys: ``dataset[(epoch, position)]`` or ``dataset[epoch * len(dataset) + position]`` (what
+:class:`~ssdcli.data.loader.EpochSampler` yields); a plain ``position`` means epoch 0. The
+augmentation generator is seeded from ``(seed, epoch, position)`` only, so a sample does not
+depend on which worker (or how many workers) produced it, and the epoch reaches persistent
+workers through the key, without shared state.
 
 Training: SSD augmentation; ``difficult`` objects dropped unless ``include_difficult``; COCO
 ``iscrowd`` objects always dropped. A corrupt image is replaced by another image chosen from the
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,10 +38,11 @@ class DetectionDataset(Dataset):
         manifest: the data set.
         split: split name (``manifest.splits`` key).
         size_hw: network input size ``(H, W)``.
-        mean, std: normalisation per channel, 0-255 units, in ``channel_order``.
-        channel_order: ``"rgb"`` or ``"bgr"``.
+        input_cfg: the recipe's ``model.input`` (``mean``, ``std`` per channel in 0-255 units in
+            ``channel_order``, which is ``"rgb"`` or ``"bgr"``), or any object with them.
         train: augment (True) or only resize + normalise (False).
-        augment: which augmentations run in training.
+        augment: which augmentations run in training: :class:`AugmentSettings` or the recipe's
+            ``data.augment`` (None: all, paper defaults).
         include_difficult: keep VOC ``difficult`` objects in training.
         seed: augmentation seed.
 
@@ -55,13 +58,11 @@ class DetectionDataset(Dataset):
         self,
         manifest: Manifest,
         split: str,
-        size_hw: tuple[int, int],
+        size_hw: Sequence[int],
+        input_cfg: Any,
         *,
-        mean: Sequence[float],
-        std: Sequence[float],
-        channel_order: str = "rgb",
         train: bool = False,
-        augment: AugmentSettings | None = None,
+        augment: Any = None,
         include_difficult: bool = False,
         seed: int = 0,
     ) -> None:
@@ -73,11 +74,14 @@ class DetectionDataset(Dataset):
             )
         self.class_names = manifest.class_names
         self.size_hw = (int(size_hw[0]), int(size_hw[1]))
-        self.mean = tuple(float(v) for v in mean)
-        self.std = tuple(float(v) for v in std)
-        self.channel_order = channel_order
+        self.mean = tuple(float(v) for v in input_cfg.mean)
+        self.std = tuple(float(v) for v in input_cfg.std)
+        self.channel_order = channel_order = input_cfg.channel_order
         self.train = train
-        self.augment = augment or AugmentSettings()
+        if augment is None or isinstance(augment, AugmentSettings):
+            self.augment = augment or AugmentSettings()
+        else:
+            self.augment = AugmentSettings.from_config(augment)
         self.include_difficult = include_difficult
         self.seed = seed
         rgb_mean = self.mean if channel_order == "rgb" else self.mean[::-1]
@@ -87,8 +91,11 @@ class DetectionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, key: int) -> tuple[torch.Tensor, dict]:
-        epoch, position = divmod(int(key), len(self.records))
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, dict]:
+        if isinstance(key, tuple):
+            epoch, position = int(key[0]), int(key[1])
+        else:
+            epoch, position = divmod(int(key), len(self.records))
         if not self.train:
             return self._eval_sample(position)
         rng = np.random.default_rng([self.seed, epoch, position])

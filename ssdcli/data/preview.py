@@ -33,9 +33,7 @@ def preview_grid(
         usable = np.flatnonzero(~(record.difficult | record.iscrowd))
         sample_rng = np.random.default_rng([seed, 0, position])
         image = read_image_rgb(record.image_path)
-        out = augment_ssd(image, record.boxes_xyxy[usable], size_hw, sample_rng, settings,
-                          fill_rgb)
+        out = augment_ssd(image, record.boxes_xyxy[usable], size_hw, sample_rng, settings, fill_rgb)
         labels = record.labels[usable][out.keep]
-        tiles.append(draw_detections(out.image, out.boxes_xyxy, labels, None,
-                                     manifest.class_names))
+        tiles.append(draw_detections(out.image, out.boxes_xyxy, labels, None, manifest.class_names))
     return make_grid(tiles, columns=int(np.ceil(np.sqrt(count))))
