@@ -153,7 +153,8 @@ def _check_device(device: str) -> str:
 
 
 def _load_manifest(data: Path | None, recipe):  # -> ssdcli.data.Manifest
-    from ssdcli.data import Manifest, build_manifest
+    from ssdcli.data.manifest import build_manifest
+    from ssdcli.data.records import Manifest
 
     if data is not None:
         return Manifest.load(data)

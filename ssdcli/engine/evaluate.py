@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     import torch
 
     from ssdcli.config import Recipe
-    from ssdcli.data import Manifest
+    from ssdcli.data.records import Manifest
     from ssdcli.model import Detector
 
 METRICS = ("voc07", "voc", "coco", "all")
@@ -222,7 +222,7 @@ def evaluate_detector(
     import torch
 
     from ssdcli.boxes import BoxCoder
-    from ssdcli.data import DetectionDataset, collate
+    from ssdcli.data.loader import build_dataset, build_loader
     from ssdcli.postprocess import PostProcessor
 
     metric = metric or recipe.eval.metric
@@ -248,35 +248,32 @@ def evaluate_detector(
         max_detections=pp.max_detections,
         pre_nms_top_k=pp.pre_nms_top_k,
     )
-    dataset = DetectionDataset(
-        manifest, split, tuple(recipe.model.size_hw), recipe.model.input, train=False
-    )
+    size_hw = (int(recipe.model.size_hw[0]), int(recipe.model.size_hw[1]))
+    dataset = build_dataset(manifest, split, recipe.data, recipe.model.input, size_hw, train=False)
     batch = int(batch_size or recipe.eval.batch_size)
     workers = min(int(recipe.data.workers), os.cpu_count() or 1) if len(records) > batch else 0
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch,
-        shuffle=False,
-        num_workers=workers,
-        collate_fn=collate,
-        pin_memory=torch_device.type == "cuda",
-    )
-    detections: list[ImageDetections] = []
+    pin = torch_device.type == "cuda"
+    loader = build_loader(dataset, batch, train=False, workers=workers, pin_memory=pin)
+    detections: list[ImageDetections | None] = [None] * len(records)
     was_training = model.training
     model.eval()
-    start = time.perf_counter()
-    # The loader keeps the split's order (no shuffling), so the n-th sample is records[n].
-    with _progress_reporter(progress, len(records)) as report, torch.inference_mode():
-        for batch_data in loader:
-            images = batch_data.images_BCHW.to(torch_device, non_blocking=True)
-            sizes = [r.size_hw for r in records[len(detections) : len(detections) + len(images)]]
-            cls_logits_BPK, box_deltas_BP4 = model(images)
-            found = postprocess(cls_logits_BPK.float(), box_deltas_BP4.float(), sizes)
-            detections.extend(_to_numpy(det) for det in found)
-            report(len(detections))
+    start, done = time.perf_counter(), 0
+    try:
+        with _progress_reporter(progress, len(records)) as report, torch.inference_mode():
+            for batch_data in loader:
+                images = batch_data.images_BCHW.to(torch_device, non_blocking=pin)
+                positions = batch_data.indices_B.tolist()  # positions in the split
+                sizes = [tuple(hw) for hw in batch_data.sizes_hw_B2.tolist()]  # original (H, W)
+                cls_logits_BPK, box_deltas_BP4 = model(images)
+                found = postprocess(cls_logits_BPK.float(), box_deltas_BP4.float(), sizes)
+                for position, det in zip(positions, found, strict=True):
+                    detections[position] = _to_numpy(det)
+                done += len(positions)
+                report(done)
+    finally:
+        model.train(was_training)
     seconds = time.perf_counter() - start
-    model.train(was_training)
-    assert len(detections) == len(records), f"{len(detections)} of {len(records)} evaluated"
+    assert all(d is not None for d in detections), f"split {split!r} not fully evaluated"
     result = evaluate_detections(
         records, detections, manifest.class_names, metric, manifest.category_ids, split
     )
