@@ -21,7 +21,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,7 +101,6 @@ class EvalResult:
     category_ids: list[int]
     split: str = ""
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready summary (NaN written as null)."""
@@ -118,7 +117,6 @@ class EvalResult:
             "metrics": {key: _json_float(value) for key, value in self.metrics.items()},
             "per_class": rows,
             "seconds": round(self.seconds, 3),
-            **self.extra,
         }
 
 
