@@ -67,7 +67,8 @@ def resolve_backbone(name: str) -> BackboneFactory:
     if name in BACKBONES:
         return BACKBONES[name]
     if ":" not in name:
-        close = difflib.get_close_matches(name, list(BACKBONES), n=1, cutoff=0.5)
+        close = [b for b in BACKBONES if b.startswith(name)] if name else []
+        close = close or difflib.get_close_matches(name, list(BACKBONES), n=1, cutoff=0.5)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise ModelError(
             f"model.backbone: unknown backbone {name!r}; {hint}built-ins: "

@@ -143,13 +143,19 @@ def vgg_extras(size_hw: tuple[int, int], extra_levels: int | None) -> nn.ModuleL
 def load_vgg16_weights(backbone: VGG16Backbone, spec: str) -> None:
     """Initialise the VGG16 convolutions from torchvision's ImageNet weights or a file.
 
-    Files may be a torchvision ``vgg16`` state dict (``features.N.*``) or ssd.pytorch's
-    ``vgg16_reducedfc.pth`` (``N.*``, including fc6/fc7 as ``31``/``33``).
+    ``"imagenet"`` means torchvision's ``VGG16_Weights.IMAGENET1K_FEATURES``: the Caffe VGG16
+    weights that SSD, ssd.pytorch and torchvision's ssd300_vgg16 start from. They expect RGB
+    pixels minus (123, 117, 104) without scaling (``model.input`` std 1, as the VOC/COCO
+    recipes set). ``"IMAGENET1K_V1"`` names torchvision's classification weights instead, which
+    expect the default ImageNet mean/std normalisation. Files may be a torchvision ``vgg16``
+    state dict (``features.N.*``) or ssd.pytorch's ``vgg16_reducedfc.pth`` (``N.*``, including
+    fc6/fc7 as ``31``/``33``; BGR input, so ``model.input.channel_order: bgr``).
     """
     if is_torchvision_weights_name(spec):
         from torchvision.models import VGG16_Weights
 
-        source, prefix = torchvision_state_dict(VGG16_Weights, spec, "IMAGENET1K_V1"), "features."
+        source = torchvision_state_dict(VGG16_Weights, spec, "IMAGENET1K_FEATURES")
+        prefix = "features."
     else:
         source = load_state_dict_file(spec)
         prefix = "features." if any(k.startswith("features.") for k in source) else ""

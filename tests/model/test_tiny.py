@@ -1,0 +1,49 @@
+"""The tiny CPU backbone: size budget and levels at the sizes it is meant for."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ssdcli.config import Recipe
+from ssdcli.errors import ModelError
+from ssdcli.model import build_detector
+from ssdcli.model.backbone import BackboneOptions
+from ssdcli.model.tiny import tiny
+
+
+def _tiny_recipe(size: int, **model) -> Recipe:
+    return Recipe.model_validate({"model": {"backbone": "tiny", "size_hw": [size, size], **model}})
+
+
+@pytest.mark.parametrize(
+    ("size", "heights"),
+    [(160, [20, 10, 5, 3, 2, 1]), (256, [32, 16, 8, 4, 2, 1]), (300, [38, 19, 10, 5, 3, 2])],
+)
+def test_tiny_has_six_levels_and_runs_in_train_and_eval(size: int, heights: list[int]) -> None:
+    detector = build_detector(_tiny_recipe(size), num_classes=5)
+    model = detector.model
+    assert [h for h, _ in model.feature_hws] == heights
+    num_priors = detector.priors_P4.shape[0]
+    for mode in (True, False):  # one return type in both modes
+        cls_logits_BPK, box_deltas_BP4 = model.train(mode)(torch.randn(2, 3, size, size))
+        assert cls_logits_BPK.shape == (2, num_priors, 6)
+        assert box_deltas_BP4.shape == (2, num_priors, 4)
+
+
+def test_tiny_is_well_under_two_million_parameters() -> None:
+    for num_classes in (5, 20):
+        model = build_detector(_tiny_recipe(256), num_classes=num_classes).model
+        assert sum(p.numel() for p in model.parameters()) < 1_000_000
+
+
+def test_tiny_width_multiplier_scales_channels() -> None:
+    narrow = tiny(BackboneOptions(size_hw=(256, 256), width=0.5))
+    wide = tiny(BackboneOptions(size_hw=(256, 256), width=1.0))
+    assert narrow.body.out_channels == 64 and wide.body.out_channels == 128
+    assert tiny(BackboneOptions(extra_levels=2)).extras.__len__() == 2
+
+
+def test_tiny_has_no_pretrained_weights() -> None:
+    with pytest.raises(ModelError, match="no pretrained weights"):
+        tiny(BackboneOptions(weights="imagenet"))
