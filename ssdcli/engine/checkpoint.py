@@ -26,6 +26,7 @@ import pickle
 import random
 import tempfile
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -284,6 +285,21 @@ def load_detector(path: str | Path, device: str | torch.device = "cpu") -> Loade
     detector.model.to(device).eval()
     detector.priors_P4 = detector.priors_P4.to(device)
     return LoadedDetector(detector, recipe, class_names, payload.get("category_ids"))
+
+
+def initialize_from(
+    detector: Detector,
+    recipe: Recipe,
+    class_names: list[str],
+    log: Callable[[str], None] | None = None,
+) -> str:
+    """Start from ``recipe.model.init``; see :func:`ssdcli.engine.init_weights.initialize_from`.
+
+    Build the detector from ``init_weights.resolve_init_recipe(recipe)`` first.
+    """
+    from ssdcli.engine.init_weights import initialize_from as _initialize_from
+
+    return _initialize_from(detector, recipe, class_names, log)
 
 
 def capture_rng_state() -> dict[str, Any]:
