@@ -133,3 +133,46 @@ def test_rng_states_survive_a_weights_only_round_trip(tmp_path):
     torch.manual_seed(30)
     restore_rng_state(load_checkpoint(path)["rng"])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def test_load_detector_rebuilds_from_the_embedded_recipe(tmp_path):
+    from ssdcli.config import Recipe, override_recipe, recipe_to_dict
+    from ssdcli.engine.checkpoint import load_detector
+    from ssdcli.model import build_detector
+
+    recipe = override_recipe(Recipe(), {"model.backbone": "tiny", "model.size_hw": [128, 160]})
+    detector = build_detector(recipe, num_classes=2)
+    path = tmp_path / "best.pt"
+    payload = make_payload(
+        detector.model.state_dict(), recipe_to_dict(recipe), ["cat", "dog"], [17, 18]
+    )
+    save_checkpoint(path, payload)
+    loaded = load_detector(path)
+    assert loaded.recipe == recipe
+    assert (loaded.class_names, loaded.category_ids) == (["cat", "dog"], [17, 18])
+    assert not loaded.detector.model.training
+    assert torch.equal(loaded.detector.priors_P4, detector.priors_P4)
+    images = torch.randn(1, 3, 128, 160)
+    with torch.no_grad():
+        expected = detector.model.eval()(images)
+        actual = loaded.detector.model(images)
+    assert all(torch.equal(a, b) for a, b in zip(actual, expected, strict=True))
+
+    payload["model"] = {k: v for k, v in payload["model"].items() if "cls_head.0" not in k}
+    save_checkpoint(path, payload)
+    with pytest.raises(CheckpointError, match="do not fit the network its recipe describes"):
+        load_detector(path)
+
+
+def test_cli_refuses_pickled_code_with_exit_1(tmp_path):
+    from typer.testing import CliRunner
+
+    from ssdcli.cli.app import app
+
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "evil.pt"
+    torch.save({"format_version": 1, "hook": _TouchOnLoad(marker)}, path)
+    result = CliRunner().invoke(app, ["eval", str(path)])
+    assert result.exit_code == 1
+    assert "contains pickled code; refusing to execute it" in " ".join(result.output.split())
+    assert not marker.exists()

@@ -49,7 +49,7 @@ def _randomise(model: torch.nn.Module, seed: int) -> None:
                 fan_in = tensor[0].numel()
                 std = math.sqrt(2.0 / fan_in)
                 tensor.copy_(torch.randn(tensor.shape, generator=gen) * std)
-        if hasattr(model.backbone, "scale_weight"):
+        if hasattr(model, "backbone") and hasattr(model.backbone, "scale_weight"):
             model.backbone.scale_weight.mul_(20.0)
 
 
@@ -140,3 +140,33 @@ def test_recipe_preprocessing_equals_torchvision_normalisation(pair):
     theirs = pair.tv.transform.normalize(image01)
     assert cfg.channel_order == "rgb"
     assert np.allclose(ours, theirs.numpy(), atol=TOL)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v3_large", "mobilenet_v2"])
+def test_backbone_weights_from_torchvision_classification_file(name, tmp_path):
+    """model.backbone_weights: a local torchvision ImageNet state dict fills the backbone."""
+    import torchvision
+
+    with torch.device("meta"):
+        classifier = getattr(torchvision.models, name)(weights=None)
+    classifier = classifier.to_empty(device="cpu")
+    _randomise(classifier, seed=3)
+    path = tmp_path / f"{name}.pth"
+    torch.save(classifier.state_dict(), path)
+    overrides = {
+        "model.backbone": name,
+        "model.size_hw": [320, 320],
+        "model.backbone_weights": str(path),
+    }
+    detector = build_detector(override_recipe(Recipe(), overrides), num_classes=3)
+    ours = detector.model.backbone
+    source = classifier.state_dict()
+    stages = [*ours.to_c4.state_dict().items(), *ours.to_c5.state_dict().items()]
+    assert len(stages) == len([k for k in source if k.startswith("features.")])
+    first = ours.to_c4.state_dict()
+    assert torch.equal(first["0.0.weight"], source["features.0.0.weight"])
+    last = ours.to_c5.state_dict()
+    last_key = list(last)[-2]  # the last batch norm's running_var
+    assert torch.equal(
+        last[last_key], source[f"features.{len(classifier.features) - 1}.1.running_var"]
+    )
