@@ -1,0 +1,85 @@
+"""``ssd export``: the exported file gives ``ssd detect`` the checkpoint's detections."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from ssdcli.cli.app import app
+
+runner = CliRunner()
+CLASSES = ["circle", "square"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained tiny detector (128 x 128 input) saved as an ssdcli checkpoint."""
+    import torch
+
+    from ssdcli.config import load_recipe, recipe_to_dict
+    from ssdcli.engine.checkpoint import make_payload, save_checkpoint
+    from ssdcli.model import build_detector
+
+    overrides = ["model.backbone=tiny", "model.size_hw=[128,128]", "model.width=0.25"]
+    recipe = load_recipe(None, [*overrides, "priors.aspect_ratios=[[2],[2],[2],[2],[2],[2]]"])
+    torch.manual_seed(1)
+    detector = build_detector(recipe, num_classes=len(CLASSES))
+    path = tmp_path_factory.mktemp("run") / "best.pt"
+    save_checkpoint(
+        path, make_payload(detector.model.state_dict(), recipe_to_dict(recipe), CLASSES)
+    )
+    return path
+
+
+def _detect(model: Path, images: Path, out: Path) -> list[dict]:
+    args = ["detect", str(images), "--model", str(model), "--out", str(out), "--threshold", "0.1"]
+    result = runner.invoke(app, [*args, "--no-save-images", "--batch", "2"])
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_then_detect_gives_the_same_detections(checkpoint, tmp_path, fmt) -> None:
+    pytest.importorskip("onnxruntime")
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(2)
+    for i, hw in enumerate(((80, 120), (128, 128), (150, 100))):
+        Image.fromarray(rng.integers(0, 256, (*hw, 3), np.uint8)).save(images / f"{i}.png")
+    result = runner.invoke(app, ["export", str(checkpoint), "--format", fmt, "--dynamic-batch"])
+    assert result.exit_code == 0, result.output
+    exported = checkpoint.with_name("best.onnx" if fmt == "onnx" else "best.torchscript")
+    assert exported.is_file() and "max diff boxes" in result.output
+    expected = _detect(checkpoint, images, tmp_path / "ckpt")
+    got = _detect(exported, images, tmp_path / "exported")
+    assert sum(len(line["detections"]) for line in expected) > 0
+    for want, have in zip(expected, got, strict=True):
+        assert want["image"] == have["image"]
+        assert len(want["detections"]) == len(have["detections"])
+        for a, b in zip(want["detections"], have["detections"], strict=True):
+            assert a["label"] == b["label"]
+            assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+            assert a["box_xyxy"] == pytest.approx(b["box_xyxy"], abs=0.05)
+    exported.unlink()
+
+
+def test_raw_export_to_chosen_file(checkpoint, tmp_path) -> None:
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "m-raw.onnx"
+    result = runner.invoke(app, ["export", str(checkpoint), "--raw", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and "raw" in result.output
+
+
+def test_usage_errors_exit_2(checkpoint, tmp_path) -> None:
+    result = runner.invoke(app, ["export", str(checkpoint), "--int8"])
+    assert result.exit_code == 2 and "--calibration" in result.output
+    result = runner.invoke(app, ["export", str(checkpoint), "--format", "tflite"])
+    assert result.exit_code == 2 and "onnx" in result.output
+    result = runner.invoke(app, ["export", str(tmp_path / "missing.pt")])
+    assert result.exit_code == 1 and "missing.pt" in result.output
