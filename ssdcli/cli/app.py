@@ -17,7 +17,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from ssdcli import __version__
-from ssdcli.cli import eval_cmd, inspect_priors, prepare_data
+from ssdcli.cli import detect, eval_cmd, export, inspect_priors, prepare_data
 from ssdcli.errors import SsdError
 
 err_console = Console(stderr=True, soft_wrap=True)
@@ -75,6 +75,8 @@ app.callback()(_root)
 app.command("inspect-priors")(inspect_priors.inspect_priors)
 app.command("prepare-data")(prepare_data.prepare_data)
 app.command("eval")(eval_cmd.eval_command)
+app.command("detect")(detect.detect_command)
+app.command("export")(export.export_command)
 
 
 def main() -> None:
