@@ -2,11 +2,12 @@
 
 Prints parameter counts and images/s for training steps (forward + backward) and inference at
 256x256, for a 6-class detector (5 shapes + background) with the default 6-level priors.
-Rounds are interleaved (A, B, C, A, B, C, ...) and the best round is reported (contention only
-ever slows a round down), with the spread; the load average before and after is printed to judge
-the noise. Forward GFLOPs per image (``torch.utils.flop_counter``) give a noise-free comparison.
+Steps are interleaved (A, B, C, A, B, C, ...) so that every candidate meets the same load; the
+best and median wall-clock steps are reported with images per CPU-second of this process (less
+sensitive to other jobs on a shared machine), and the load average before and after. Forward
+GFLOPs per image (``torch.utils.flop_counter``) give a noise-free comparison.
 
-    .venv/bin/python benchmarks/tiny_backbone_search.py [--threads 2] [--batch 16] [--rounds 3]
+    .venv/bin/python benchmarks/tiny_backbone_search.py [--threads 2] [--batch 16] [--samples 10]
 """
 
 from __future__ import annotations
@@ -49,12 +50,11 @@ CANDIDATES: dict[str, TinyLayout] = {
 }
 
 
-def _time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
+def _timed(fn) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds over all threads) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def forward_gflops(model: torch.nn.Module, size: int) -> float:
@@ -71,8 +71,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--samples", type=int, default=10)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -86,49 +85,64 @@ def main() -> None:
         detectors[name] = build_detector(recipe, num_classes=5)
 
     images = torch.randn(args.batch, 3, args.size, args.size)
-    train_s: dict[str, list[float]] = {n: [] for n in detectors}
-    infer_s: dict[str, list[float]] = {n: [] for n in detectors}
+    steps = {}
+    for name, detector in detectors.items():
+        model = detector.model
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+
+        def train_step(model=model, optimizer=optimizer) -> None:
+            model.train()
+            cls_logits_BPK, box_deltas_BP4 = model(images)
+            loss = cls_logits_BPK.square().mean() + box_deltas_BP4.square().mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+        def infer(model=model) -> None:
+            model.eval()
+            with torch.inference_mode():
+                model(images)
+
+        steps[name] = {"train": train_step, "infer": infer}
+        train_step(), infer()  # warm-up
+
+    # One step per candidate in turn, so that every candidate sees the same load phases.
+    samples = {(n, kind): [] for n in steps for kind in ("train", "infer")}
     load_before = os.getloadavg()[0]
-    for _ in range(args.rounds):
-        for name, detector in detectors.items():
-            model = detector.model
-            optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
-
-            def train_step(model=model, optimizer=optimizer) -> None:
-                model.train()
-                cls_logits_BPK, box_deltas_BP4 = model(images)
-                loss = cls_logits_BPK.square().mean() + box_deltas_BP4.square().mean()
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-
-            def infer(model=model) -> None:
-                model.eval()
-                with torch.inference_mode():
-                    model(images)
-
-            train_s[name].append(_time(train_step, args.repeats))
-            infer_s[name].append(_time(infer, args.repeats))
+    for _ in range(args.samples):
+        for name, kinds in steps.items():
+            for kind, fn in kinds.items():
+                samples[name, kind].append(_timed(fn))
     load_after = os.getloadavg()[0]
 
     print(
-        f"{args.size}x{args.size}, batch {args.batch}, {args.threads} threads, median of "
-        f"{args.rounds} interleaved rounds x {args.repeats} steps; "
-        f"load average {load_before:.2f} -> {load_after:.2f}"
+        f"{args.size}x{args.size}, batch {args.batch}, {args.threads} threads, "
+        f"{args.samples} interleaved steps each; load average {load_before:.2f} -> "
+        f"{load_after:.2f} on {os.cpu_count()} CPUs"
     )
-    header = ["candidate", "params", "maps", "GFLOP/img", "train img/s", "(median)", "infer img/s"]
-    print("".join(f"{h:>14}" if i else f"{h:<16}" for i, h in enumerate(header)))
+    print(
+        "img/s: best and median wall-clock step; img/CPU-s: images per CPU-second of this "
+        "process (median), less sensitive to other jobs sharing the CPUs"
+    )
+    header = ["candidate", "params", "GFLOP/img", "train best", "median", "img/CPU-s"]
+    header += ["infer best", "median", "img/CPU-s"]
+    print(f"{header[0]:<16}" + "".join(f"{h:>12}" for h in header[1:]))
     for name, detector in detectors.items():
-        params = sum(p.numel() for p in detector.model.parameters())
-        maps = ",".join(str(h) for h, _ in detector.model.feature_hws)
-        gflops = forward_gflops(detector.model, args.size)
-        train_best = args.batch / min(train_s[name])
-        train_median = args.batch / statistics.median(train_s[name])
-        infer_best = args.batch / min(infer_s[name])
-        print(
-            f"{name:<16}{params:>14,}{maps:>14}{gflops:>14.3f}{train_best:>14.1f}"
-            f"{train_median:>14.1f}{infer_best:>14.1f}"
-        )
+        row = [
+            f"{sum(p.numel() for p in detector.model.parameters()):,}",
+            f"{forward_gflops(detector.model, args.size):.3f}",
+        ]
+        for kind in ("train", "infer"):
+            walls = [wall for wall, _ in samples[name, kind]]
+            cpus = [cpu for _, cpu in samples[name, kind]]
+            row += [
+                f"{args.batch / min(walls):.1f}",
+                f"{args.batch / statistics.median(walls):.1f}",
+                f"{args.batch / statistics.median(cpus):.1f}",
+            ]
+        print(f"{name:<16}" + "".join(f"{v:>12}" for v in row))
+    maps = ",".join(str(h) for h, _ in next(iter(detectors.values())).model.feature_hws)
+    print(f"feature map heights: {maps}")
 
 
 if __name__ == "__main__":
