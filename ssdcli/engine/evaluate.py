@@ -217,7 +217,6 @@ def evaluate_detector(
         EvalError: the class lists differ, or the split is empty.
         DataError: the split does not exist or an image cannot be read.
     """
-    import torch
 
     from ssdcli.boxes import BoxCoder
     from ssdcli.data.loader import build_dataset, build_loader
@@ -252,16 +251,36 @@ def evaluate_detector(
     workers = min(int(recipe.data.workers), os.cpu_count() or 1) if len(records) > batch else 0
     pin = torch_device.type == "cuda"
     loader = build_loader(dataset, batch, train=False, workers=workers, pin_memory=pin)
-    detections: list[ImageDetections | None] = [None] * len(records)
-    was_training = model.training
+    start = time.perf_counter()
+    detections = _detect_split(model, loader, postprocess, torch_device, len(records), progress)
+    seconds = time.perf_counter() - start
+    result = evaluate_detections(
+        records, detections, manifest.class_names, metric, manifest.category_ids, split
+    )
+    result.seconds = seconds
+    return result
+
+
+def _detect_split(
+    model: Any,
+    loader: Any,
+    postprocess: Any,
+    device: torch.device,
+    count: int,
+    progress: bool | ProgressCallback,
+) -> list[ImageDetections]:
+    """Detections of every image the (ordered, eval-mode) loader yields, in split order."""
+    import torch
+
+    detections: list[ImageDetections | None] = [None] * count
+    was_training, done = model.training, 0
     model.eval()
-    start, done = time.perf_counter(), 0
     try:
-        with _progress_reporter(progress, len(records)) as report, torch.inference_mode():
-            for batch_data in loader:
-                images = batch_data.images_BCHW.to(torch_device, non_blocking=pin)
-                positions = batch_data.indices_B.tolist()  # positions in the split
-                sizes = [tuple(hw) for hw in batch_data.sizes_hw_B2.tolist()]  # original (H, W)
+        with _progress_reporter(progress, count) as report, torch.inference_mode():
+            for batch in loader:
+                images = batch.images_BCHW.to(device, non_blocking=device.type == "cuda")
+                positions = batch.indices_B.tolist()  # positions in the split
+                sizes = [tuple(hw) for hw in batch.sizes_hw_B2.tolist()]  # original (H, W)
                 cls_logits_BPK, box_deltas_BP4 = model(images)
                 found = postprocess(cls_logits_BPK.float(), box_deltas_BP4.float(), sizes)
                 for position, det in zip(positions, found, strict=True):
@@ -270,13 +289,8 @@ def evaluate_detector(
                 report(done)
     finally:
         model.train(was_training)
-    seconds = time.perf_counter() - start
-    assert all(d is not None for d in detections), f"split {split!r} not fully evaluated"
-    result = evaluate_detections(
-        records, detections, manifest.class_names, metric, manifest.category_ids, split
-    )
-    result.seconds = seconds
-    return result
+    assert all(d is not None for d in detections), "the loader skipped images of the split"
+    return detections
 
 
 def _to_numpy(det: Any) -> ImageDetections:
