@@ -123,7 +123,7 @@ def prepare_data(
             "written; fix the data or drop --strict"
         )
     written = manifest.save(out / MANIFEST_NAME)
-    console.print(f"wrote {escape(str(written))}")
+    _say(f"wrote {escape(str(written))}")
     if preview is not None:
         _write_preview(manifest, preview, preview_split, seed)
 
@@ -136,7 +136,12 @@ def _write_preview(manifest: Manifest, path: Path, split: str | None, seed: int)
         known = [s for s in ("trainval", "train") if s in manifest.splits]
         split = known[0] if known else next(iter(sorted(manifest.splits)), "")
     save_image_rgb(path, preview_grid(manifest, split, seed=seed))
-    console.print(f"wrote {escape(str(path))} (augmented samples of split {split!r})")
+    _say(f"wrote {escape(str(path))} (augmented samples of split {split!r})")
+
+
+def _say(text: str) -> None:
+    """One line of text; never wrapped, so paths and messages stay whole (and greppable)."""
+    console.print(text, soft_wrap=True)
 
 
 def _pct(part: int, whole: int) -> str:
@@ -147,7 +152,7 @@ def print_report(manifest: Manifest, stats: Stats, max_problems: int = 20) -> No
     """Prints the data set report (tables and problems) with Rich."""
     from ssdcli.data.records import PROBLEM_KINDS
 
-    console.print(
+    _say(
         f"[bold]{escape(manifest.source)}[/] ({manifest.format}): {stats.images} images, "
         f"{stats.objects} objects, {len(manifest.class_names)} classes"
     )
@@ -166,21 +171,19 @@ def print_report(manifest: Manifest, stats: Stats, max_problems: int = 20) -> No
         )
     console.print(per_class)
     low, mean, median, high = stats.per_image
-    console.print(
+    _say(
         f"objects per image: min {low}, mean {mean:.1f}, median {median:g}, max {high}; "
         f"images without objects: {stats.empty_images}; difficult: {stats.difficult}; "
         f"crowd: {stats.crowd}"
     )
     sizes = ", ".join(f"{k} {v} ({_pct(v, stats.objects)})" for k, v in stats.sizes.items())
-    console.print(f"box sizes (COCO, by pixel area): {sizes}")
+    _say(f"box sizes (COCO, by pixel area): {sizes}")
     aspects = ", ".join(f"{k}: {v}" for k, v in stats.aspects.items() if v)
-    console.print(f"aspect ratios (width/height): {aspects or '-'}")
+    _say(f"aspect ratios (width/height): {aspects or '-'}")
     p5, p50, p95 = stats.relative_side
-    console.print(
-        f"box side / image side (sqrt of areas): 5% {p5:.3f}, median {p50:.3f}, 95% {p95:.3f}"
-    )
+    _say(f"box side / image side (sqrt of areas): 5% {p5:.3f}, median {p50:.3f}, 95% {p95:.3f}")
     if not manifest.problems:
-        console.print("[green]no problems found[/]")
+        _say("[green]no problems found[/]")
         return
     by_kind = defaultdict(list)
     for problem in manifest.problems:
@@ -194,6 +197,6 @@ def print_report(manifest: Manifest, stats: Stats, max_problems: int = 20) -> No
     console.print(summary)
     for kind, found in by_kind.items():
         for problem in found[:max_problems]:
-            console.print(f"[yellow]{kind}[/] {escape(problem.file)}: {escape(problem.message)}")
+            _say(f"[yellow]{kind}[/] {escape(problem.file)}: {escape(problem.message)}")
         if len(found) > max_problems:
-            console.print(f"[yellow]{kind}[/] ... {len(found) - max_problems} more in the manifest")
+            _say(f"[yellow]{kind}[/] ... {len(found) - max_problems} more in the manifest")

@@ -61,8 +61,8 @@ def draw_detections(
         label = int(labels[i])
         colour = class_colour(label)
         x0, y0, x1, y1 = (int(round(v)) for v in box)
-        cv2.rectangle(image, (x0, y0), (x1, y1), (0, 0, 0), thickness + 2, cv2.LINE_AA)
-        cv2.rectangle(image, (x0, y0), (x1, y1), colour, thickness, cv2.LINE_AA)
+        cv2.rectangle(image, (x0, y0), (x1, y1), (0, 0, 0), thickness + 2)  # dark outline
+        cv2.rectangle(image, (x0, y0), (x1, y1), colour, thickness)
         name = class_names[label] if 0 <= label < len(class_names) else f"class {label}"
         text = name if scores is None else f"{name} {float(scores[i]):.2f}"
         (text_w, text_h), base = cv2.getTextSize(text, _FONT, font_scale, font_thickness)
