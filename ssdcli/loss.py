@@ -12,8 +12,9 @@
   contributes no negatives either (its quota is ``neg_pos_ratio * 0``), as in the reference
   implementations.
 
-The whole batch is handled at once: one ``log_softmax`` (without autograd) to rank negatives, one
-``topk`` for the mining, then the losses over the selected priors only; no Python loop over images.
+The whole batch is handled at once: background losses of every prior (without autograd) to rank
+negatives, one ``topk`` for the mining, then the losses over the selected priors only; no Python
+loop over images.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["LossParts", "MultiBoxLoss", "hard_negative_mask"]
+__all__ = ["LossParts", "MultiBoxLoss", "background_loss", "hard_negative_mask"]
 
 
 class LossParts(NamedTuple):
@@ -34,6 +35,40 @@ class LossParts(NamedTuple):
     box: Tensor
     cls: Tensor
     num_pos: Tensor
+
+
+# Mining scores are computed over chunks of priors: temporaries stay in cache on CPU, where a
+# full-size log_softmax over a small class dimension is several times slower.
+_SCORE_CHUNK_ROWS = {"cpu": 8192, "other": 1 << 22}
+# exp(+-80) and sums of a few thousand such terms stay normal, finite float32 numbers.
+_LOGIT_LIMIT = 80.0
+
+
+@torch.no_grad()
+def background_loss(cls_logits_BPK: Tensor) -> Tensor:
+    """Cross-entropy of the background class at every prior, to rank negatives (no autograd).
+
+    ``-log softmax(x)_0 = log(sum_k exp(x_k)) - x_0``, with logits clamped to +-80 first so that
+    ``exp`` can neither overflow nor underflow: exact (to float32 rounding) for logits in that
+    range; beyond it scores saturate near 80 nats, where a prior ranks among the hardest anyway.
+
+    Args:
+        cls_logits_BPK (Tensor[B, P, K], float): class logits, index 0 = background.
+
+    Returns:
+        Tensor[B, P] float32: the background cross-entropy, finite for finite logits.
+    """
+    batch, num_priors, num_k = cls_logits_BPK.shape
+    rows_RK = cls_logits_BPK.reshape(-1, num_k)
+    ones_K = torch.ones(num_k, dtype=torch.float32, device=rows_RK.device)
+    loss_R = torch.empty(rows_RK.shape[0], dtype=torch.float32, device=rows_RK.device)
+    step = _SCORE_CHUNK_ROWS["cpu" if rows_RK.device.type == "cpu" else "other"]
+    for start in range(0, rows_RK.shape[0], step):
+        chunk_CK = rows_RK[start : start + step].float().clamp(-_LOGIT_LIMIT, _LOGIT_LIMIT)
+        background_C = chunk_CK[:, 0].clone()
+        torch.mv(chunk_CK.exp_(), ones_K, out=loss_R[start : start + step])
+        loss_R[start : start + step].log_().sub_(background_C)
+    return loss_R.view(batch, num_priors)
 
 
 def hard_negative_mask(neg_loss_BP: Tensor, positive_BP: Tensor, neg_pos_ratio: float) -> Tensor:
@@ -110,9 +145,7 @@ class MultiBoxLoss(nn.Module):
             reduction="sum",
         )
 
-        # Mining score: the background cross-entropy -log softmax_0 of every prior (no autograd).
-        with torch.no_grad():
-            bg_loss_BP = -F.log_softmax(cls_logits_BPK.float(), dim=-1)[..., 0]
+        bg_loss_BP = background_loss(cls_logits_BPK)
         negative_BP = hard_negative_mask(bg_loss_BP, positive_BP, self.neg_pos_ratio)
 
         # Confidence: cross-entropy over positives and mined negatives only, so the backward pass

@@ -3,7 +3,8 @@
 SSD section 2.2 ("Matching strategy"): each ground truth is matched to the prior with the best
 Jaccard overlap (IoU), then every prior is matched to any ground truth with IoU above a threshold
 (0.5). All images of a batch are matched at once: ground truths are padded to ``G`` per image with a
-mask, one IoU tensor ``(B, G, P)`` is computed, and no Python loop runs over images or priors.
+mask and the IoU of every real ground truth of the batch with every prior is computed as one
+matrix (in chunks of priors, see ``_prior_chunk``); no Python loop runs over images or cells.
 
 Rules, in order (all deterministic):
 
@@ -26,6 +27,24 @@ from torch import Tensor
 from ssdcli.boxes import BoxCoder, cxcywh_to_xyxy, matching_iou
 
 __all__ = ["encode_targets", "match"]
+
+
+# Matching works through the priors in chunks so that its (N x chunk) temporaries, N = real ground
+# truths in the batch, stay small: cache-resident on CPU (several times faster there than passes
+# over a whole (N, P) matrix) and bounded in memory for large N x P. On accelerators one chunk
+# usually covers every prior.
+_CHUNK_ELEMENTS = {"cpu": 1 << 17, "other": 1 << 25}
+_MIN_CHUNK = 128  # priors; fewer would make per-chunk overhead dominate
+# Rule 2 packs (IoU bits << 16 | inverted ground-truth slot) into int64 keys: a plain max over
+# keys gives the best IoU and, among equal IoUs, the lowest slot.
+_SLOT_BITS = 16
+_SLOT_MASK = (1 << _SLOT_BITS) - 1
+
+
+def _prior_chunk(num_rows: int, num_priors: int, device: torch.device) -> int:
+    """Priors per chunk for ``num_rows`` ground-truth rows (see ``_CHUNK_ELEMENTS``)."""
+    budget = _CHUNK_ELEMENTS["cpu" if device.type == "cpu" else "other"]
+    return max(1, min(num_priors, max(_MIN_CHUNK, budget // max(num_rows, 1))))
 
 
 @torch.no_grad()
@@ -52,20 +71,45 @@ def match(
     if num_gt == 0 or num_priors == 0:
         return torch.full((batch, num_priors), -1, dtype=torch.long, device=device)
 
-    priors_xyxy_P4 = cxcywh_to_xyxy(priors_P4).to(gt_boxes_BG4.dtype)
-    # One IoU matrix for the real ground truths of the whole batch, scattered into (B, G, P);
-    # padding gets -1 so it loses every comparison (real IoUs are >= 0).
-    iou_NP = matching_iou(gt_boxes_BG4[gt_mask_BG], priors_xyxy_P4)
-    iou_BGP = iou_NP.new_full((batch, num_gt, num_priors), -1.0)
-    iou_BGP[gt_mask_BG] = iou_NP
+    assert num_gt <= _SLOT_MASK, f"at most {_SLOT_MASK} ground truths per image"
+    # Matching runs in float32 (the IoU bits are packed into int64 keys below).
+    priors_xyxy_P4 = cxcywh_to_xyxy(priors_P4.float())
+    # The real ground truths of the whole batch, N = gt_mask_BG.sum(), and their rows in (B*G).
+    gts_N4 = gt_boxes_BG4[gt_mask_BG].float()
+    rows_N = gt_mask_BG.flatten().nonzero().squeeze(1)
+    best_prior_iou_N = gts_N4.new_full((gts_N4.shape[0],), -1.0)
+    best_prior_N = torch.zeros(gts_N4.shape[0], dtype=torch.long, device=device)
 
-    # Rule 2 (torch.max returns the first index among equal maxima).
-    best_gt_iou_BP, best_gt_BP = iou_BGP.max(dim=1)
-    matched_BP = torch.where(best_gt_iou_BP >= iou_threshold, best_gt_BP, -1)
+    pair_n, pair_p, pair_iou = [], [], []
+    chunk = _prior_chunk(gts_N4.shape[0], num_priors, device)
+    for start in range(0, num_priors, chunk):
+        stop = min(start + chunk, num_priors)
+        # One IoU matrix for all real ground truths of the batch against this chunk of priors.
+        iou_NS = matching_iou(gts_N4, priors_xyxy_P4[start:stop])
+        # Rule 3 candidates: each ground truth's best prior so far (strict ">" keeps the first).
+        chunk_iou_N, chunk_prior_N = iou_NS.max(dim=1)
+        better_N = chunk_iou_N > best_prior_iou_N
+        best_prior_iou_N = torch.where(better_N, chunk_iou_N, best_prior_iou_N)
+        best_prior_N = torch.where(better_N, chunk_prior_N + start, best_prior_N)
+        # Rule 2 candidates: the (few) pairs at or above the threshold.
+        n_idx, s_idx = (iou_NS >= iou_threshold).nonzero(as_tuple=True)
+        pair_n.append(n_idx)
+        pair_p.append(s_idx + start)
+        pair_iou.append(iou_NS[n_idx, s_idx])
+
+    # Rule 2: each prior takes its best candidate in its image, by one scatter-max over packed
+    # int64 keys (IoU bits, then inverted slot, so equal IoUs go to the lowest slot). A
+    # non-negative float32 orders like its bit pattern read as an integer.
+    n_idx, p_idx, iou = torch.cat(pair_n), torch.cat(pair_p), torch.cat(pair_iou)
+    key = iou.view(torch.int32).long().bitwise_left_shift_(_SLOT_BITS)
+    key.bitwise_or_(_SLOT_MASK - rows_N[n_idx] % num_gt)
+    best_key_R = torch.full((batch * num_priors,), -1, dtype=torch.long, device=device)
+    best_key_R.scatter_reduce_(0, rows_N[n_idx] // num_gt * num_priors + p_idx, key, "amax")
+    best_key_BP = best_key_R.view(batch, num_priors)
+    matched_BP = torch.where(best_key_BP >= 0, _SLOT_MASK - (best_key_BP & _SLOT_MASK), -1)
 
     # Rule 3: each real ground truth with some overlap claims its best prior.
-    best_prior_iou_N, best_prior_N = iou_NP.max(dim=1)
-    claim_iou_BG = torch.full_like(gt_mask_BG, -1.0, dtype=iou_NP.dtype)
+    claim_iou_BG = torch.full_like(gt_mask_BG, -1.0, dtype=best_prior_iou_N.dtype)
     claim_iou_BG[gt_mask_BG] = best_prior_iou_N
     best_prior_BG = torch.zeros_like(gt_mask_BG, dtype=torch.long)
     best_prior_BG[gt_mask_BG] = best_prior_N

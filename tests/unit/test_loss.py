@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ssdcli.loss import LossParts, MultiBoxLoss
+from ssdcli import loss as loss_module
+from ssdcli.loss import LossParts, MultiBoxLoss, background_loss, hard_negative_mask
 
 
 def test_hand_worked_case() -> None:
@@ -109,3 +110,28 @@ def test_gradients_finite_with_extreme_logits_and_half_precision() -> None:
     assert torch.isfinite(parts.total)
     parts.total.backward()
     assert torch.isfinite(logits.grad.float()).all() and torch.isfinite(deltas.grad).all()
+
+
+def test_background_loss_equals_log_softmax_and_saturates() -> None:
+    logits = torch.randn(3, 1000, 7) * 5
+    expected = -torch.log_softmax(logits, dim=-1)[..., 0]
+    saved = dict(loss_module._SCORE_CHUNK_ROWS)
+    loss_module._SCORE_CHUNK_ROWS.update(cpu=333)  # several chunks, a partial last one
+    try:
+        torch.testing.assert_close(background_loss(logits), expected, rtol=1e-5, atol=1e-5)
+    finally:
+        loss_module._SCORE_CHUNK_ROWS.update(saved)
+    extreme = torch.tensor([[[1e4, 0.0], [-1e4, 0.0], [0.0, 1e4], [1e30, 1e30]]])
+    scores = background_loss(extreme)
+    assert torch.isfinite(scores).all()
+    assert scores[0, 0] < 1e-6 and scores[0, 2] > 79  # easy stays easy, hard saturates near 80
+
+
+def test_hard_negative_mask_quota_and_cap() -> None:
+    scores = torch.tensor([[5.0, 4.0, 3.0, 2.0, 1.0, 0.0], [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]])
+    positive = torch.tensor([[True, False, False, False, False, False], [True] * 4 + [False] * 2])
+    mask = hard_negative_mask(scores, positive, 2.0)
+    # Image 0: 1 positive -> the 2 hardest negatives (the positive's own score is ignored).
+    assert mask[0].tolist() == [False, True, True, False, False, False]
+    # Image 1: 4 positives want 8 negatives, capped at the 2 available.
+    assert mask[1].tolist() == [False, False, False, False, True, True]

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torchvision
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ssdcli import matcher
 from ssdcli.boxes import BoxCoder, cxcywh_to_xyxy, xyxy_to_cxcywh
 from ssdcli.matcher import encode_targets, match
+
+
+@contextmanager
+def prior_chunks_of(size: int) -> Iterator[None]:
+    """Force the matcher to work through the priors ``size`` at a time."""
+    saved = dict(matcher._CHUNK_ELEMENTS), matcher._MIN_CHUNK
+    matcher._CHUNK_ELEMENTS.update(cpu=1, other=1)
+    matcher._MIN_CHUNK = size
+    try:
+        yield
+    finally:
+        matcher._CHUNK_ELEMENTS.update(saved[0])
+        matcher._MIN_CHUNK = saved[1]
 
 
 def strips(*spans: tuple[float, float]) -> torch.Tensor:
@@ -147,9 +164,10 @@ def to_xyxy(raw: list) -> torch.Tensor:
     st.lists(st.lists(box, max_size=4), min_size=1, max_size=3),
     st.lists(box, min_size=1, max_size=12),
     st.sampled_from([0.3, 0.5]),
+    st.sampled_from([1, 3, 1000]),
 )
 def test_batched_equals_per_image_reference(
-    images: list, raw_priors: list, threshold: float
+    images: list, raw_priors: list, threshold: float, chunk: int
 ) -> None:
     priors_xyxy = to_xyxy(raw_priors)
     priors = xyxy_to_cxcywh(priors_xyxy)
@@ -161,7 +179,8 @@ def test_batched_equals_per_image_reference(
         gts_BG4[b, : len(gts)] = to_xyxy(gts)
         mask_BG[b, : len(gts)] = True
         labels_BG[b, : len(gts)] = torch.arange(len(gts)) % 3
-    matched = match(gts_BG4, mask_BG, priors, threshold)
+    with prior_chunks_of(chunk):
+        matched = match(gts_BG4, mask_BG, priors, threshold)
     for b, gts in enumerate(images):
         expected = reference_match(to_xyxy(gts), cxcywh_to_xyxy(priors), threshold)
         assert matched[b].tolist() == expected
@@ -176,3 +195,26 @@ def test_batched_equals_per_image_reference(
     decoded = coder.decode(deltas_BP4[pos_b, pos_p], priors[pos_p])
     expected_boxes = gts_BG4[pos_b, matched[pos_b, pos_p]]
     torch.testing.assert_close(decoded, expected_boxes, rtol=1e-4, atol=1e-5)
+
+
+def test_chunked_matching_equals_single_chunk_on_ssd300_priors() -> None:
+    from ssdcli.priors import LevelSpec, make_priors
+
+    sides, steps = (38, 19, 10, 5, 3, 1), (8, 16, 32, 64, 100, 300)
+    mins, maxs = (30, 60, 111, 162, 213, 264), (60, 111, 162, 213, 264, 315)
+    ratios = ((2.0,), (2.0, 3.0), (2.0, 3.0), (2.0, 3.0), (2.0,), (2.0,))
+    levels = [
+        LevelSpec((f, f), (float(s), float(s)), float(lo), float(hi), r)
+        for f, s, lo, hi, r in zip(sides, steps, mins, maxs, ratios, strict=True)
+    ]
+    priors = make_priors(levels, (300, 300))
+    gen = torch.Generator().manual_seed(1)
+    xy = torch.rand(4, 7, 2, generator=gen) * 0.8
+    gts = torch.cat((xy, xy + 0.02 + torch.rand(4, 7, 2, generator=gen) * 0.5), dim=-1)
+    mask = torch.rand(4, 7, generator=gen) < 0.7
+    with prior_chunks_of(100_000):
+        whole = match(gts, mask, priors, 0.5)
+    with prior_chunks_of(333):
+        chunked = match(gts, mask, priors, 0.5)
+    assert torch.equal(whole, chunked)
+    assert (whole >= 0).sum() > int(mask.sum())  # some threshold matches beyond forced ones
