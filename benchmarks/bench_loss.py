@@ -77,26 +77,29 @@ def pad(samples, device):
     return boxes.to(device), labels.to(device), mask.to(device)
 
 
-def time_it(
-    fn: Callable[[], None], warmup: int, repeats: int, device: str
-) -> tuple[list[float], list[float]]:
-    """Wall-clock and process CPU milliseconds of ``fn`` per repeat, after ``warmup`` calls.
+def time_interleaved(
+    fns: dict[str, Callable[[], None]], warmup: int, repeats: int, device: str
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Wall-clock and process CPU milliseconds per call of each function, after warm-up.
 
-    CPU time (all threads of this process) is less disturbed than wall time when other jobs share
-    the machine; with one thread and an idle machine the two agree.
+    The functions take turns within every repeat, so that both paths see the same load when the
+    machine is shared. CPU time (all threads of this process) is less disturbed by other jobs than
+    wall time; with one thread on an idle machine the two agree.
     """
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        fn()
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
     sync()
-    wall, cpu = [], []
+    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in fns}
     for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
-        sync()
-        wall.append((time.perf_counter() - start) * 1000)
-        cpu.append((time.process_time() - start_cpu) * 1000)
-    return wall, cpu
+        for name, fn in fns.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            sync()
+            times[name][0].append((time.perf_counter() - start) * 1000)
+            times[name][1].append((time.process_time() - start_cpu) * 1000)
+    return times
 
 
 def main() -> None:
@@ -157,10 +160,13 @@ def main() -> None:
         )
     num_pos = int((labels_BP > 0).sum())
 
-    rows = []
-    for name, fn in (("torchvision", torchvision_path), ("ssdcli", ours)):
-        wall, cpu = time_it(fn, args.warmup, args.repeats, device)
-        rows.append((name, statistics.median(wall), min(wall), statistics.median(cpu)))
+    times = time_interleaved(
+        {"torchvision": torchvision_path, "ssdcli": ours}, args.warmup, args.repeats, device
+    )
+    rows = [
+        (name, statistics.median(wall), min(wall), statistics.median(cpu))
+        for name, (wall, cpu) in times.items()
+    ]
     tv_wall, tv_cpu = rows[0][1], rows[0][3]
 
     table = Table(

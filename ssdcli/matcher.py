@@ -86,27 +86,35 @@ def match(
         stop = min(start + chunk, num_priors)
         # One IoU matrix for all real ground truths of the batch against this chunk of priors.
         iou_NS = matching_iou(gts_N4, priors_xyxy_P4[start:stop])
-        # Rule 3 candidates: each ground truth's best prior so far (strict ">" keeps the first).
-        chunk_iou_N, chunk_prior_N = iou_NS.max(dim=1)
-        better_N = chunk_iou_N > best_prior_iou_N
-        best_prior_iou_N = torch.where(better_N, chunk_iou_N, best_prior_iou_N)
-        best_prior_N = torch.where(better_N, chunk_prior_N + start, best_prior_N)
-        # Rule 2 candidates: the (few) pairs at or above the threshold.
-        n_idx, s_idx = (iou_NS >= iou_threshold).nonzero(as_tuple=True)
-        pair_n.append(n_idx)
+        chunk_iou_N = iou_NS.amax(dim=1)
+        # Rule 3 candidates: each ground truth's best prior so far. Only rows that improve need
+        # an argmax (first index on ties within the chunk; strict ">" keeps earlier chunks').
+        better = (chunk_iou_N > best_prior_iou_N).nonzero().squeeze(1)
+        best_prior_iou_N[better] = chunk_iou_N[better]
+        best_prior_N[better] = iou_NS[better].max(dim=1).indices + start
+        # Rule 2 candidates: the (few) pairs at or above the threshold, searched only in the rows
+        # whose maximum reaches it.
+        rows = (chunk_iou_N >= iou_threshold).nonzero().squeeze(1)
+        iou_rS = iou_NS[rows]
+        r_idx, s_idx = (iou_rS >= iou_threshold).nonzero(as_tuple=True)
+        pair_n.append(rows[r_idx])
         pair_p.append(s_idx + start)
-        pair_iou.append(iou_NS[n_idx, s_idx])
+        pair_iou.append(iou_rS[r_idx, s_idx])
 
     # Rule 2: each prior takes its best candidate in its image, by one scatter-max over packed
     # int64 keys (IoU bits, then inverted slot, so equal IoUs go to the lowest slot). A
     # non-negative float32 orders like its bit pattern read as an integer.
     n_idx, p_idx, iou = torch.cat(pair_n), torch.cat(pair_p), torch.cat(pair_iou)
+    slot = rows_N[n_idx] % num_gt
+    flat = rows_N[n_idx] // num_gt * num_priors + p_idx
     key = iou.view(torch.int32).long().bitwise_left_shift_(_SLOT_BITS)
-    key.bitwise_or_(_SLOT_MASK - rows_N[n_idx] % num_gt)
-    best_key_R = torch.full((batch * num_priors,), -1, dtype=torch.long, device=device)
-    best_key_R.scatter_reduce_(0, rows_N[n_idx] // num_gt * num_priors + p_idx, key, "amax")
-    best_key_BP = best_key_R.view(batch, num_priors)
-    matched_BP = torch.where(best_key_BP >= 0, _SLOT_MASK - (best_key_BP & _SLOT_MASK), -1)
+    key.bitwise_or_(_SLOT_MASK - slot)
+    matched_R = torch.full((batch * num_priors,), -1, dtype=torch.long, device=device)
+    matched_R.scatter_reduce_(0, flat, key, "amax")
+    wins = matched_R[flat] == key
+    matched_R.fill_(-1)
+    matched_R[flat[wins]] = slot[wins]
+    matched_BP = matched_R.view(batch, num_priors)
 
     # Rule 3: each real ground truth with some overlap claims its best prior.
     claim_iou_BG = torch.full_like(gt_mask_BG, -1.0, dtype=best_prior_iou_N.dtype)
@@ -114,13 +122,10 @@ def match(
     best_prior_BG = torch.zeros_like(gt_mask_BG, dtype=torch.long)
     best_prior_BG[gt_mask_BG] = best_prior_N
     claims_BG = claim_iou_BG > 0
-    winner_BG = _claim_winners(best_prior_BG, claim_iou_BG, claims_BG)
-    # Winners write their index at their prior; every other gt writes into a spare column P.
-    target_BG = torch.where(winner_BG, best_prior_BG, num_priors)
-    gt_index_BG = torch.arange(num_gt, device=device).expand(batch, -1)
-    matched_BP1 = torch.cat((matched_BP, matched_BP.new_full((batch, 1), -1)), dim=1)
-    matched_BP1.scatter_(1, target_BG, gt_index_BG)
-    return matched_BP1[:, :num_priors]
+    # Winners' priors are distinct, so this assignment is deterministic.
+    win_b, win_g = _claim_winners(best_prior_BG, claim_iou_BG, claims_BG).nonzero(as_tuple=True)
+    matched_BP[win_b, best_prior_BG[win_b, win_g]] = win_g
+    return matched_BP
 
 
 def _claim_winners(best_prior_BG: Tensor, claim_iou_BG: Tensor, claims_BG: Tensor) -> Tensor:

@@ -98,6 +98,8 @@ def test_empty_images_and_padding() -> None:
     assert labels_BP.tolist() == [[5, 0], [0, 0]]
     assert torch.equal(deltas_BP4[1], torch.zeros(2, 4))
     assert torch.equal(deltas_BP4[0, 0], torch.zeros(4))  # gt equals the prior
+    # Only padding in the whole batch (G > 0, no real ground truth).
+    assert match(gts, torch.zeros_like(mask), priors, 0.5).tolist() == [[-1, -1], [-1, -1]]
     # No ground truths at all in the batch (G = 0).
     labels_BP, deltas_BP4 = encode_targets(
         torch.zeros(2, 0, 4),
