@@ -30,7 +30,7 @@ def detect_command(
     sources: Annotated[
         list[str],
         typer.Argument(
-            metavar="SOURCE...",
+            metavar="SOURCE",
             show_default=False,
             help="Images, folders (recursive), globs, videos, or - to read paths from stdin.",
         ),

@@ -148,7 +148,7 @@ def export_model(
         from ssdcli.engine.quantize import load_calibration
 
         load_calibration(Path(calibration), info.class_names)  # fail early on a wrong manifest
-    images = sample_images(calibration or loaded.recipe.data.manifest)
+    images = sample_images(calibration or _recipe_manifest(loaded))
     float_tmp = _temp_path(target, "float" if int8 else "export")
     try:
         log(f"exporting {checkpoint} to {fmt} ({form}{', float16' if half else ''})")
@@ -181,6 +181,15 @@ def export_model(
     finally:
         _remove(float_tmp)
     return ExportResult(target, fmt, form, target.stat().st_size, report, int8_report)
+
+
+def _recipe_manifest(loaded: LoadedDetector) -> Path | None:
+    """The manifest of the checkpoint's training data, when it is on this machine."""
+    data = loaded.recipe.data
+    for candidate in (data.manifest, Path(data.root) / "manifest.json"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
 
 
 def _check_options(fmt: str, opset: int, half: bool, int8: bool, calibration: Any) -> None:
