@@ -7,7 +7,9 @@ random objects per image) and the same head outputs, and each uses its own prior
 * torchvision: ``DefaultBoxGenerator`` anchors, ``SSDMatcher`` per image on ``box_iou`` (as
   ``SSD.forward`` does in training) + ``SSD.compute_loss`` + backward.
 
-Prior/anchor generation is done once, outside the timed region, for both.
+Prior/anchor generation is done once, outside the timed region, for both. The two paths take
+turns within every repeat; the table gives the median wall time and the median process CPU time
+(steadier than wall time on a shared machine; ``--threads 1`` makes the two comparable).
 
 Usage::
 
@@ -177,7 +179,7 @@ def main() -> None:
             f"{device}, {torch.get_num_threads()} threads, median of {args.repeats}"
         )
     )
-    table.add_column("path")
+    table.add_column("path", no_wrap=True)
     table.add_column("median wall ms", justify="right")
     table.add_column("min wall ms", justify="right")
     table.add_column("median CPU ms", justify="right")
