@@ -123,6 +123,11 @@ class BasePredictor:
     def _forward(self, batch_BCHW: np.ndarray, sizes_hw: list[tuple[int, int]]) -> list[Detections]:
         raise NotImplementedError
 
+    def _post_limit(self) -> int:
+        """Detections per image to ask post-processing for: all of them when filtering classes,
+        so that the best ``max_detections`` of the wanted classes survive."""
+        return self.max_detections if self.classes is None else 1 << 30
+
     def _keep_classes(self, detections: Detections) -> Detections:
         if self.classes is None:
             return detections
@@ -132,6 +137,7 @@ class BasePredictor:
 
         wanted = torch.as_tensor(self.classes, dtype=detections.labels_D.dtype)
         keep = torch.isin(detections.labels_D, wanted.to(detections.labels_D.device))
+        keep = keep.nonzero().flatten()[: self.max_detections]  # detections are best first
         return Detections(
             detections.boxes_D4[keep], detections.scores_D[keep], detections.labels_D[keep]
         )
@@ -149,6 +155,10 @@ class Predictor(BasePredictor):
         score_threshold, nms_iou, max_detections: None = the recipe's ``postprocess`` values.
         batch_size: images per forward pass.
         classes: keep only these labels (0..C-1).
+        optimize: run a copy made by ``ssdcli.model.inference.optimize_for_inference``
+            (channels-last; on the CPU also folded batch norms and fused conv + activation,
+            measured faster by ``benchmarks/bench_infer.py``); same outputs within float32
+            rounding.
     """
 
     def __init__(
@@ -164,6 +174,7 @@ class Predictor(BasePredictor):
         max_detections: int | None = None,
         batch_size: int = 8,
         classes: Sequence[int] | None = None,
+        optimize: bool = True,
     ) -> None:
         import torch
 
@@ -193,6 +204,10 @@ class Predictor(BasePredictor):
         self.device = torch.device(device)
         self.detector = detector
         self.model = detector.model.to(self.device).eval()
+        if optimize:
+            from ssdcli.model.inference import optimize_for_inference
+
+            self.model = optimize_for_inference(self.model, self.device)
         self.postprocessor = PostProcessor(
             detector.priors_P4.to(self.device),
             BoxCoder(tuple(recipe.priors.variances)),
@@ -215,6 +230,7 @@ class Predictor(BasePredictor):
         import torch
 
         cls_logits_BPK, box_deltas_BP4 = self.raw_outputs(batch_BCHW)
+        self.postprocessor.max_detections = self._post_limit()
         with torch.inference_mode():
             return [
                 _to_cpu(d) for d in self.postprocessor(cls_logits_BPK, box_deltas_BP4, sizes_hw)

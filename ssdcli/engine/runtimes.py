@@ -113,7 +113,7 @@ class _ExportedPredictor(BasePredictor):
         for b, (height, width) in enumerate(sizes_hw):
             n = int(count_B[b])
             scores = scores_BD[b, :n]
-            keep = np.flatnonzero(scores > self.score_threshold)[: self.max_detections]
+            keep = np.flatnonzero(scores > self.score_threshold)[: self._post_limit()]
             scale = np.array([width, height, width, height], dtype=np.float32)
             pixels = np.minimum(np.maximum(boxes_BD4[b, keep] * scale, 0.0), scale)
             results.append(
@@ -147,6 +147,7 @@ class _ExportedPredictor(BasePredictor):
                 max_detections=self.max_detections,
                 pre_nms_top_k=int(pp.get("pre_nms_top_k", 400)),
             )
+        self._postprocessor.max_detections = self._post_limit()
         with torch.inference_mode():
             return self._postprocessor(
                 torch.as_tensor(np.asarray(cls_logits_BPK), dtype=torch.float32),
