@@ -72,39 +72,18 @@ def match(
         return torch.full((batch, num_priors), -1, dtype=torch.long, device=device)
 
     assert num_gt <= _SLOT_MASK, f"at most {_SLOT_MASK} ground truths per image"
-    # Matching runs in float32 (the IoU bits are packed into int64 keys below).
-    priors_xyxy_P4 = cxcywh_to_xyxy(priors_P4.float())
     # The real ground truths of the whole batch, N = gt_mask_BG.sum(), and their rows in (B*G).
+    # Matching runs in float32 (IoU bits are packed into int64 keys in rule 2).
     gts_N4 = gt_boxes_BG4[gt_mask_BG].float()
     rows_N = gt_mask_BG.flatten().nonzero().squeeze(1)
-    best_prior_iou_N = gts_N4.new_full((gts_N4.shape[0],), -1.0)
-    best_prior_N = torch.zeros(gts_N4.shape[0], dtype=torch.long, device=device)
+    best_prior_iou_N, best_prior_N, pairs = _scan_priors(
+        gts_N4, cxcywh_to_xyxy(priors_P4.float()), iou_threshold
+    )
 
-    pair_n, pair_p, pair_iou = [], [], []
-    chunk = _prior_chunk(gts_N4.shape[0], num_priors, device)
-    for start in range(0, num_priors, chunk):
-        stop = min(start + chunk, num_priors)
-        # One IoU matrix for all real ground truths of the batch against this chunk of priors.
-        iou_NS = matching_iou(gts_N4, priors_xyxy_P4[start:stop])
-        chunk_iou_N = iou_NS.amax(dim=1)
-        # Rule 3 candidates: each ground truth's best prior so far. Only rows that improve need
-        # an argmax (first index on ties within the chunk; strict ">" keeps earlier chunks').
-        better = (chunk_iou_N > best_prior_iou_N).nonzero().squeeze(1)
-        best_prior_iou_N[better] = chunk_iou_N[better]
-        best_prior_N[better] = iou_NS[better].max(dim=1).indices + start
-        # Rule 2 candidates: the (few) pairs at or above the threshold, searched only in the rows
-        # whose maximum reaches it.
-        rows = (chunk_iou_N >= iou_threshold).nonzero().squeeze(1)
-        iou_rS = iou_NS[rows]
-        r_idx, s_idx = (iou_rS >= iou_threshold).nonzero(as_tuple=True)
-        pair_n.append(rows[r_idx])
-        pair_p.append(s_idx + start)
-        pair_iou.append(iou_rS[r_idx, s_idx])
-
-    # Rule 2: each prior takes its best candidate in its image, by one scatter-max over packed
-    # int64 keys (IoU bits, then inverted slot, so equal IoUs go to the lowest slot). A
+    # Rule 2: each prior takes its best candidate pair in its image, by one scatter-max over
+    # packed int64 keys (IoU bits, then inverted slot, so equal IoUs go to the lowest slot). A
     # non-negative float32 orders like its bit pattern read as an integer.
-    n_idx, p_idx, iou = torch.cat(pair_n), torch.cat(pair_p), torch.cat(pair_iou)
+    n_idx, p_idx, iou = pairs
     slot = rows_N[n_idx] % num_gt
     flat = rows_N[n_idx] // num_gt * num_priors + p_idx
     key = iou.view(torch.int32).long().bitwise_left_shift_(_SLOT_BITS)
@@ -126,6 +105,45 @@ def match(
     win_b, win_g = _claim_winners(best_prior_BG, claim_iou_BG, claims_BG).nonzero(as_tuple=True)
     matched_BP[win_b, best_prior_BG[win_b, win_g]] = win_g
     return matched_BP
+
+
+def _scan_priors(
+    gts_N4: Tensor, priors_xyxy_P4: Tensor, iou_threshold: float
+) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
+    """One pass over the IoU matrix of all real ground truths x all priors, chunk by chunk.
+
+    Args:
+        gts_N4 (Tensor[N, 4], float32): normalised xyxy ground truths of the whole batch.
+        priors_xyxy_P4 (Tensor[P, 4], float32): normalised xyxy priors.
+        iou_threshold: IoU for rule-2 candidate pairs.
+
+    Returns:
+        best_prior_iou_N, best_prior_N: each ground truth's best IoU and its prior (first index on
+        ties); pairs ``(n, p, iou)``: every pair with IoU >= ``iou_threshold``.
+    """
+    num_gts, num_priors = gts_N4.shape[0], priors_xyxy_P4.shape[0]
+    best_prior_iou_N = gts_N4.new_full((num_gts,), -1.0)
+    best_prior_N = torch.zeros(num_gts, dtype=torch.long, device=gts_N4.device)
+    pair_n, pair_p, pair_iou = [], [], []
+    chunk = _prior_chunk(num_gts, num_priors, gts_N4.device)
+    for start in range(0, num_priors, chunk):
+        iou_NS = matching_iou(gts_N4, priors_xyxy_P4[start : start + chunk])
+        chunk_iou_N = iou_NS.amax(dim=1)
+        # Rule 3 candidates: each ground truth's best prior so far. Only rows that improve need
+        # an argmax (first index on ties within the chunk; strict ">" keeps earlier chunks').
+        better = (chunk_iou_N > best_prior_iou_N).nonzero().squeeze(1)
+        best_prior_iou_N[better] = chunk_iou_N[better]
+        best_prior_N[better] = iou_NS[better].max(dim=1).indices + start
+        # Rule 2 candidates: the (few) pairs at or above the threshold, searched only in the rows
+        # whose maximum reaches it.
+        rows = (chunk_iou_N >= iou_threshold).nonzero().squeeze(1)
+        iou_rS = iou_NS[rows]
+        r_idx, s_idx = (iou_rS >= iou_threshold).nonzero(as_tuple=True)
+        pair_n.append(rows[r_idx])
+        pair_p.append(s_idx + start)
+        pair_iou.append(iou_rS[r_idx, s_idx])
+    pairs = (torch.cat(pair_n), torch.cat(pair_p), torch.cat(pair_iou))
+    return best_prior_iou_N, best_prior_N, pairs
 
 
 def _claim_winners(best_prior_BG: Tensor, claim_iou_BG: Tensor, claims_BG: Tensor) -> Tensor:

@@ -126,15 +126,7 @@ class PostProcessor:
 
         # NMS within each (image, class) group, all groups in one call.
         kept = torchvision.ops.batched_nms(boxes, scores, b_idx * num_classes + c_idx, self.nms_iou)
-        # kept is sorted by decreasing score; a stable sort by image keeps that order per image.
-        image_of = b_idx[kept]
-        order = torch.sort(image_of, stable=True).indices
-        kept, image_of = kept[order], image_of[order]
-        counts_B = torch.bincount(image_of, minlength=batch)
-        starts_B = torch.cumsum(counts_B, 0) - counts_B
-        rank = torch.arange(kept.numel(), device=device) - starts_B[image_of]
-        top = rank < self.max_detections
-        kept, image_of = kept[top], image_of[top]
+        kept, image_of = _top_per_image(kept, b_idx[kept], batch, self.max_detections)
 
         sizes_B2 = torch.as_tensor(image_sizes_hw, dtype=torch.float32, device=device).view(-1, 2)
         heights, widths = sizes_B2[image_of, 0], sizes_B2[image_of, 1]
@@ -154,3 +146,25 @@ class PostProcessor:
                 strict=True,
             )
         ]
+
+
+def _top_per_image(
+    kept: Tensor, image_of: Tensor, batch: int, max_detections: int
+) -> tuple[Tensor, Tensor]:
+    """Group NMS survivors by image and keep the ``max_detections`` best of each.
+
+    Args:
+        kept (Tensor[D], int64): candidate indices, sorted by decreasing score (batched_nms).
+        image_of (Tensor[D], int64): image of each of them.
+
+    Returns:
+        The kept indices and their images, grouped by image, each group by decreasing score.
+    """
+    # A stable sort by image keeps the score order within each image.
+    order = torch.sort(image_of, stable=True).indices
+    kept, image_of = kept[order], image_of[order]
+    counts_B = torch.bincount(image_of, minlength=batch)
+    starts_B = torch.cumsum(counts_B, 0) - counts_B
+    rank = torch.arange(kept.numel(), device=kept.device) - starts_B[image_of]
+    top = rank < max_detections
+    return kept[top], image_of[top]
