@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
@@ -64,12 +63,6 @@ class EpochSampler(Sampler[int]):
         self.epoch, self.start = epoch + 1, 0
 
 
-def _worker_init(_worker_id: int) -> None:
-    """One thread per worker: the workers are the parallelism."""
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
-
-
 def build_loader(
     dataset: DetectionDataset,
     batch_size: int,
@@ -86,6 +79,10 @@ def build_loader(
 
     Training shuffles per epoch and drops the last incomplete batch; evaluation keeps order and
     every sample. ``loader.sampler`` is the :class:`EpochSampler` (``set_epoch`` for resuming).
+
+    Workers are forked and keep OpenCV's thread setting: calling ``cv2.setNumThreads`` inside a
+    forked worker can deadlock when the parent had used OpenCV's thread pool, so it is not done
+    (torch already runs one thread per worker).
     """
     sampler = EpochSampler(
         len(dataset), shuffle=train, seed=seed, num_replicas=num_replicas, rank=rank
@@ -99,7 +96,6 @@ def build_loader(
         pin_memory=pin_memory and torch.cuda.is_available(),
         drop_last=train and len(sampler) >= batch_size,
         persistent_workers=persistent_workers and workers > 0,
-        worker_init_fn=_worker_init if workers > 0 else None,
     )
 
 
