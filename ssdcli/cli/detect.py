@@ -81,7 +81,7 @@ def detect_command(
     if classes:
         predictor.classes = _class_indices(classes, predictor.class_names)
     for note in getattr(predictor, "notes", []):
-        err_console.print(f"[yellow]note:[/] {escape(note)}")
+        err_console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     items, problems = expand_sources(sources, sys.stdin if "-" in sources else None)
     for problem in problems:
         _print_problem(problem)
@@ -90,7 +90,9 @@ def detect_command(
     out_dir = (
         out if out is not None else unique_run_dir(Path("runs") / "detect", _run_name(sources))
     )
-    err_console.print(f"model {escape(str(model_path))} ({predictor.info.fmt}) on {torch_device}")
+    err_console.print(
+        f"model {escape(str(model_path))} ({predictor.info.fmt}) on {torch_device}", soft_wrap=True
+    )
     total = count_frames(items, stride)
     show_tables = total is not None and total <= MAX_TABLES
     progress = _progress(total) if total is None or total > 1 else nullcontext(None)
@@ -196,7 +198,8 @@ def _print_summary(summary: DetectSummary, tables_shown: bool) -> None:
     videos = f" ({summary.videos} videos)" if summary.videos else ""
     console.print(
         f"{summary.frames} images/frames{videos}, {summary.detections} detections, "
-        f"{summary.seconds:.1f} s ({rate:.1f}/s)"
+        f"{summary.seconds:.1f} s ({rate:.1f}/s)",
+        soft_wrap=True,
     )
     if summary.out_dir is not None:
-        console.print(f"results in {escape(str(summary.out_dir))}")
+        console.print(f"results in {escape(str(summary.out_dir))}", soft_wrap=True)

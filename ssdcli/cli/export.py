@@ -59,7 +59,7 @@ def export_command(
     from ssdcli.engine.export import export_model
 
     def log(message: str) -> None:
-        err_console.print(escape(message), highlight=False)
+        err_console.print(escape(message), highlight=False, soft_wrap=True)
 
     result = export_model(
         checkpoint,
@@ -89,5 +89,6 @@ def export_command(
         console.print(f"int8 loses {report.drop_points:.2f} mAP points (VOC07)")
     size_mb = result.size_bytes / 1e6
     console.print(
-        f"wrote {escape(str(result.path))} ({result.fmt}, {result.form}, {size_mb:.1f} MB)"
+        f"wrote {escape(str(result.path))} ({result.fmt}, {result.form}, {size_mb:.1f} MB)",
+        soft_wrap=True,
     )
