@@ -83,6 +83,58 @@ def _categories(files: dict[str, tuple[Path, dict]]) -> dict[int, str]:
     return found
 
 
+def _class_list(
+    categories: dict[int, str], class_names: Sequence[str] | None, source: Path
+) -> list[int]:
+    """Category id of each label: in ``class_names`` order if given, else by id."""
+    if not class_names:
+        return sorted(categories)
+    by_name = {name: cid for cid, name in categories.items()}
+    unknown = [name for name in class_names if name not in by_name]
+    if unknown:
+        raise DataError(
+            f"class names {unknown} are not COCO categories of {source}; "
+            f"fix: choose from {sorted(by_name)}"
+        )
+    return [by_name[name] for name in class_names]
+
+
+def _objects_by_image(
+    path: Path, data: dict, label_of: dict[int, int], names: list[str], log: ProblemLog
+) -> dict[int, list[tuple[list[float], int, bool, str]]]:
+    """Image id -> its objects ``(xyxy, label, iscrowd, where)``; orphans and unknowns logged."""
+    image_ids = {
+        _field(image, "id", int, path, f"images[{k}]") for k, image in enumerate(data["images"])
+    }
+    objects: dict[int, list] = {}
+    for k, ann in enumerate(data["annotations"]):
+        where = f"annotations[{k}]"
+        image_id = _field(ann, "image_id", int, path, where)
+        bbox = _field(ann, "bbox", list, path, where)
+        if len(bbox) != 4 or not all(isinstance(v, (int, float)) for v in bbox):
+            raise DataError(f"{path}: {where} 'bbox' is {bbox!r}, not [x, y, w, h]; fix it")
+        cid = _field(ann, "category_id", int, path, where)
+        text = f"annotation id {ann.get('id')} bbox {bbox}"
+        if image_id not in image_ids:
+            log.add(
+                "orphan_annotation",
+                path,
+                f"{text} names image id {image_id}, which is not in 'images'; dropped",
+            )
+        elif cid not in label_of:
+            log.add(
+                "unknown_class",
+                path,
+                f"{text} has category id {cid}, not in the class list {names}; dropped",
+            )
+        else:
+            x, y, w, h = bbox  # xywh_topleft -> xyxy, the one conversion
+            objects.setdefault(image_id, []).append(
+                ([x, y, x + w, y + h], label_of[cid], bool(ann.get("iscrowd", 0)), text)
+            )
+    return objects
+
+
 def read_coco(
     source: str | Path,
     splits: Sequence[str] | None = None,
@@ -107,84 +159,49 @@ def read_coco(
             "instances_<split>.json or choose another --split"
         )
     categories = _categories(files)
-    if class_names:
-        by_name = {name: cid for cid, name in categories.items()}
-        unknown = [name for name in class_names if name not in by_name]
-        if unknown:
-            raise DataError(
-                f"class names {unknown} are not COCO categories of {source}; "
-                f"fix: choose from {sorted(by_name)}"
-            )
-        category_ids = [by_name[name] for name in class_names]
-    else:
-        category_ids = sorted(categories)
+    category_ids = _class_list(categories, class_names, source)
     names = [categories[cid] for cid in category_ids]
     label_of = {cid: i for i, cid in enumerate(category_ids)}
     log = ProblemLog()
     records: list[Record] = []
-    position: dict[Path, int] = {}
+    position: dict[Path, int] = {}  # an image listed by two files is one record
     split_indices: dict[str, list[int]] = {}
     for split, (path, data) in sorted(files.items()):
+        objects = _objects_by_image(path, data, label_of, names, log)
         images = data["images"]
         first = images[0].get("file_name") if images and isinstance(images[0], dict) else None
         folder = _image_dir(path, split, first)
-        objects: dict[int, list] = {}
-        image_ids = set()
         for k, image in enumerate(images):
-            image_ids.add(_field(image, "id", int, path, f"images[{k}]"))
-        for k, ann in enumerate(data["annotations"]):
-            where = f"annotations[{k}]"
-            image_id = _field(ann, "image_id", int, path, where)
-            bbox = _field(ann, "bbox", list, path, where)
-            if len(bbox) != 4 or not all(isinstance(v, (int, float)) for v in bbox):
-                raise DataError(f"{path}: {where} 'bbox' is {bbox!r}, not [x, y, w, h]; fix it")
-            text = f"annotation id {ann.get('id')} bbox {bbox}"
-            cid = _field(ann, "category_id", int, path, where)
-            if image_id not in image_ids:
-                log.add(
-                    "orphan_annotation",
-                    path,
-                    f"{text} names image id {image_id}, which is not in 'images'; dropped",
+            image_path = folder / _field(image, "file_name", str, path, f"images[{k}]")
+            if image_path not in position:
+                record = _record(
+                    image, image_path, objects.get(image["id"], []), names, path, log, decode
                 )
-            elif cid not in label_of:
-                log.add(
-                    "unknown_class",
-                    path,
-                    f"{text} has category id {cid}, not in the class list {names}; dropped",
-                )
-            else:
-                x, y, w, h = bbox  # xywh_topleft -> xyxy, the one conversion
-                objects.setdefault(image_id, []).append(
-                    ([x, y, x + w, y + h], label_of[cid], bool(ann.get("iscrowd", 0)), text)
-                )
-        indices = []
-        for k, image in enumerate(images):
-            image_id = image["id"]
-            file_name = _field(image, "file_name", str, path, f"images[{k}]")
-            width, height = image.get("width"), image.get("height")
-            annotated = (
-                (height, width) if isinstance(width, int) and isinstance(height, int) else None
-            )
-            image_path = folder / file_name
-            if image_path in position:
-                indices.append(position[image_path])
-                continue
-            size_hw = check_image(image_path, annotated, log, path, decode)
-            if size_hw is None:
-                continue
-            objs = objects.get(image_id, [])
-            cleaned = clean_objects(
-                [o[0] for o in objs],
-                [o[1] for o in objs],
-                [(False, o[2]) for o in objs],
-                [o[3] for o in objs],
-                size_hw,
-                names,
-                path,
-                log,
-            )
-            position[image_path] = len(records)
-            indices.append(len(records))
-            records.append(Record.make(str(image_id), image_path, size_hw, *cleaned))
-        split_indices[split] = sorted(set(indices))
+                if record is None:
+                    continue
+                position[image_path] = len(records)
+                records.append(record)
+            split_indices.setdefault(split, []).append(position[image_path])
+        split_indices[split] = sorted(set(split_indices.get(split, [])))
     return Manifest(names, records, split_indices, category_ids, str(source), "coco", log.problems)
+
+
+def _record(
+    image: dict,
+    image_path: Path,
+    objects: list,
+    names: list[str],
+    path: Path,
+    log: ProblemLog,
+    decode: bool,
+) -> Record | None:
+    width, height = image.get("width"), image.get("height")
+    annotated = (height, width) if isinstance(width, int) and isinstance(height, int) else None
+    size_hw = check_image(image_path, annotated, log, path, decode)
+    if size_hw is None:
+        return None
+    cleaned = clean_objects(
+        [o[0] for o in objects], [o[1] for o in objects], [(False, o[2]) for o in objects],
+        [o[3] for o in objects], size_hw, names, path, log,
+    )  # fmt: skip
+    return Record.make(str(image["id"]), image_path, size_hw, *cleaned)

@@ -140,6 +140,35 @@ def photometric_distort(image_rgb: np.ndarray, rng: np.random.Generator) -> np.n
     return image if hsv is None else cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
+def _zoom_and_crop(
+    rng: np.random.Generator,
+    boxes_xyxy: np.ndarray,
+    width: int,
+    height: int,
+    settings: AugmentSettings,
+) -> tuple[tuple[int, int], np.ndarray, np.ndarray, np.ndarray]:
+    """The geometry only (no pixels): zoom-out canvas and crop patch, in canvas pixels.
+
+    Returns:
+        ``(image origin (left, top) on the canvas, patch xyxy int [4], kept box indices,
+        kept boxes xyxy clipped to the patch in canvas pixels)``.
+    """
+    boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    left = top = 0
+    canvas_w, canvas_h = width, height
+    if settings.zoom_out and settings.max_zoom > 1 and rng.random() < 0.5:
+        ratio = rng.uniform(1.0, settings.max_zoom)
+        canvas_w, canvas_h = int(width * ratio), int(height * ratio)
+        left, top = (rng.uniform(0, 1, 2) * (canvas_w - width, canvas_h - height)).astype(int)
+    boxes = boxes + (left, top, left, top)
+    patch = sample_iou_crop(rng, boxes, canvas_w, canvas_h) if settings.iou_crop else None
+    if patch is None:
+        return (left, top), np.array([0, 0, canvas_w, canvas_h]), np.arange(len(boxes)), boxes
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2  # keep boxes whose centre lies in the patch
+    keep = np.flatnonzero(np.all((centres > patch[:2]) & (centres < patch[2:]), axis=1))
+    return (left, top), patch, keep, np.clip(boxes[keep], patch[[0, 1, 0, 1]], patch[[2, 3, 2, 3]])
+
+
 def augment_ssd(
     image_rgb: np.ndarray,
     boxes_xyxy: np.ndarray,
@@ -163,22 +192,7 @@ def augment_ssd(
     """
     height, width = image_rgb.shape[:2]
     out_h, out_w = size_hw
-    boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
-    left = top = 0
-    canvas_w, canvas_h = width, height
-    if settings.zoom_out and settings.max_zoom > 1 and rng.random() < 0.5:
-        ratio = rng.uniform(1.0, settings.max_zoom)
-        canvas_w, canvas_h = int(width * ratio), int(height * ratio)
-        left, top = (rng.uniform(0, 1, 2) * (canvas_w - width, canvas_h - height)).astype(int)
-    boxes = boxes + (left, top, left, top)  # canvas pixels
-    keep = np.arange(len(boxes))
-    patch = sample_iou_crop(rng, boxes, canvas_w, canvas_h) if settings.iou_crop else None
-    if patch is None:
-        patch = np.array([0, 0, canvas_w, canvas_h])
-    else:  # keep boxes whose centre lies in the patch, clipped to it
-        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
-        keep = np.flatnonzero(np.all((centres > patch[:2]) & (centres < patch[2:]), axis=1))
-        boxes = np.clip(boxes[keep], patch[[0, 1, 0, 1]], patch[[2, 3, 2, 3]])
+    (left, top), patch, keep, boxes = _zoom_and_crop(rng, boxes_xyxy, width, height, settings)
     # The visible part of the source (canvas pixels) and where it lands in the output.
     visible = np.concatenate(
         [np.maximum(patch[:2], (left, top)), np.minimum(patch[2:], (left + width, top + height))]

@@ -169,6 +169,38 @@ def read_voc(
     if not root.is_dir():
         raise DataError(f"VOC folder {root} does not exist; fix: check the path")
     log = ProblemLog()
+    per_split, wanted = _listed_images(root, splits)
+    parsed: dict[tuple[str, Path], _Parsed] = {}
+    for key in sorted(wanted, key=lambda k: k[0]):
+        stem, listing = wanted[key]
+        xml_path = key[1] / "Annotations" / f"{stem}.xml"
+        if not xml_path.is_file():
+            log.add(
+                "missing_annotation",
+                xml_path,
+                f"{stem} is listed in {listing} but has no annotation file; skipped",
+            )
+            continue
+        parsed[key] = _parse_annotation(key[0], xml_path, key[1])
+    names = resolve_class_names([o[0] for p in parsed.values() for o in p.objects], class_names)
+    records: list[Record] = []
+    position: dict[tuple[str, Path], int] = {}
+    for key, item in parsed.items():
+        record = _record(item, names, log, decode)
+        if record is not None:
+            position[key] = len(records)
+            records.append(record)
+    split_indices = {
+        name: sorted({position[key] for key in keys if key in position})
+        for name, keys in per_split.items()
+    }
+    return Manifest(names, records, split_indices, None, str(root), "voc", log.problems)
+
+
+def _listed_images(
+    root: Path, splits: Sequence[str] | None
+) -> tuple[dict[str, list[tuple[str, Path]]], dict[tuple[str, Path], tuple[str, str]]]:
+    """Split -> image keys ``(id, year folder)``, and key -> ``(file stem, listing file)``."""
     per_split: dict[str, list[tuple[str, Path]]] = {}
     wanted: dict[tuple[str, Path], tuple[str, str]] = {}
     for prefix, year_dir in _year_dirs(root):
@@ -185,44 +217,27 @@ def read_voc(
         raise DataError(
             f"split(s) {missing} not found in {root}; fix: choose from the files in ImageSets/Main"
         )
-    parsed: dict[tuple[str, Path], _Parsed] = {}
-    for key in sorted(wanted, key=lambda k: k[0]):
-        stem, listing = wanted[key]
-        xml_path = key[1] / "Annotations" / f"{stem}.xml"
-        if not xml_path.is_file():
+    return per_split, wanted
+
+
+def _record(item: _Parsed, names: list[str], log: ProblemLog, decode: bool) -> Record | None:
+    """The validated record of one parsed annotation, or None if its image is unusable."""
+    size_hw = check_image(item.image_path, item.size_hw, log, item.xml_path, decode)
+    if size_hw is None:
+        return None
+    index_of = {name: i for i, name in enumerate(names)}
+    boxes, labels, flags, where = [], [], [], []
+    for name, box, difficult, line in item.objects:
+        if name not in index_of:
             log.add(
-                "missing_annotation",
-                xml_path,
-                f"{stem} is listed in {listing} but has no annotation file; skipped",
+                "unknown_class",
+                item.xml_path,
+                f"line {line}: class {name!r} is not in the class list {names}; object dropped",
             )
             continue
-        parsed[key] = _parse_annotation(key[0], xml_path, key[1])
-    names = resolve_class_names([o[0] for p in parsed.values() for o in p.objects], class_names)
-    index_of = {name: i for i, name in enumerate(names)}
-    records: list[Record] = []
-    position: dict[tuple[str, Path], int] = {}
-    for key, item in parsed.items():
-        size_hw = check_image(item.image_path, item.size_hw, log, item.xml_path, decode)
-        if size_hw is None:
-            continue
-        boxes, labels, flags, where = [], [], [], []
-        for name, box, difficult, line in item.objects:
-            if name not in index_of:
-                log.add(
-                    "unknown_class",
-                    item.xml_path,
-                    f"line {line}: class {name!r} is not in the class list {names}; object dropped",
-                )
-                continue
-            boxes.append([v - 1.0 for v in box])  # devkit 1-based -> 0-based continuous
-            labels.append(index_of[name])
-            flags.append((difficult, False))
-            where.append(f"line {line} box ({', '.join(f'{v:g}' for v in box)})")
-        cleaned = clean_objects(boxes, labels, flags, where, size_hw, names, item.xml_path, log)
-        position[key] = len(records)
-        records.append(Record.make(item.image_id, item.image_path, size_hw, *cleaned))
-    split_indices = {
-        name: sorted({position[key] for key in keys if key in position})
-        for name, keys in per_split.items()
-    }
-    return Manifest(names, records, split_indices, None, str(root), "voc", log.problems)
+        boxes.append([v - 1.0 for v in box])  # devkit 1-based -> 0-based continuous
+        labels.append(index_of[name])
+        flags.append((difficult, False))
+        where.append(f"line {line} box ({', '.join(f'{v:g}' for v in box)})")
+    cleaned = clean_objects(boxes, labels, flags, where, size_hw, names, item.xml_path, log)
+    return Record.make(item.image_id, item.image_path, size_hw, *cleaned)
