@@ -194,9 +194,27 @@ def inspect_priors(
             "'center' allowed). Default: the centre cell of each level.",
         ),
     ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="A manifest.json from `ssd prepare-data`: report how well the priors cover its "
+            "boxes (best-prior IoU) and write OUT_coverage.png.",
+        ),
+    ] = None,
+    suggest: Annotated[
+        bool,
+        typer.Option(
+            "--suggest",
+            help="With --data: propose better-covering prior sizes and "
+            "aspect ratios, as a recipe fragment.",
+        ),
+    ] = False,
 ) -> None:
     """Show a recipe's priors: a table per feature level and a PNG drawing of some cells."""
     cfg = resolve_recipe(recipe, sets, default=DEFAULT_RECIPE)
+    if suggest and data is None:
+        raise UsageError("--suggest needs --data MANIFEST (the boxes to cover)")
     chosen_cells = parse_cells(cells)
     chosen_levels = parse_int_list(levels, "--levels") if levels else None
     size_hw = (int(cfg.model.size_hw[0]), int(cfg.model.size_hw[1]))
@@ -216,3 +234,10 @@ def inspect_priors(
     title = f"{name}: {size_hw[0]}x{size_hw[1]} input, {total} priors"
     path = draw_priors(out, size_hw, groups, image_rgb=image_rgb, title=title)
     console.print(f"wrote {path}", markup=False, soft_wrap=True)
+    if data is not None:
+        from ssdcli.engine.coverage import report_coverage
+
+        coverage_png = out.with_name(f"{out.stem}_coverage.png")
+        report_coverage(
+            data, prior_set.priors_P4, prior_set.levels, cfg, coverage_png, suggest, console
+        )
