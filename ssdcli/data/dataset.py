@@ -50,8 +50,9 @@ class DetectionDataset(Dataset):
     ``target`` a dict with ``boxes_xyxy`` (float32 ``[G, 4]``, xyxy normalised to ``[0, 1]`` of
     the network input, which is also normalised xyxy of the original image in evaluation),
     ``labels`` (int64 ``[G]``, ``0..C-1``), ``difficult`` and ``iscrowd`` (bool ``[G]``),
-    ``index`` (position in this dataset, see :attr:`records`), ``size_hw`` (original image size)
-    and ``skipped`` (corrupt images replaced to make this sample).
+    ``index`` (position in :attr:`records` of the image used: the key's position unless a corrupt
+    image was replaced), ``size_hw`` (its original size) and ``skipped`` (corrupt images replaced
+    to make this sample).
     """
 
     def __init__(
@@ -99,12 +100,33 @@ class DetectionDataset(Dataset):
         if not self.train:
             return self._eval_sample(position)
         rng = np.random.default_rng([self.seed, epoch, position])
+        index, image, skipped = self._read_or_replace(position, rng)
+        record = self.records[index]
+        keep = _train_objects(record, self.include_difficult)
+        boxes = _scaled_boxes(record, image.shape[:2])[keep]
+        out = augment_ssd(image, boxes, self.size_hw, rng, self.augment, self.fill_rgb)
+        height, width = self.size_hw
+        target = {
+            "boxes_xyxy": torch.from_numpy(out.boxes_xyxy / np.float32([width, height] * 2)),
+            "labels": torch.from_numpy(record.labels[keep][out.keep]),
+            "difficult": torch.from_numpy(record.difficult[keep][out.keep]),
+            "iscrowd": torch.zeros(len(out.keep), dtype=torch.bool),
+            "index": index,
+            "size_hw": record.size_hw,
+            "skipped": skipped,
+        }
+        image_chw = normalize_image(out.image, self.mean, self.std, self.channel_order)
+        return torch.from_numpy(image_chw), target
+
+    def _read_or_replace(
+        self, position: int, rng: np.random.Generator
+    ) -> tuple[int, np.ndarray, int]:
+        """(index used, its RGB image, corrupt images skipped): a corrupt image is replaced by
+        one drawn from ``rng`` (so the replacement is deterministic too) and logged."""
         index, skipped = position, 0
         while True:
-            record = self.records[index]
             try:
-                image = read_image_rgb(record.image_path)
-                break
+                return index, read_image_rgb(self.records[index].image_path), skipped
             except DataError as error:
                 skipped += 1
                 self.skipped += 1
@@ -112,26 +134,9 @@ class DetectionDataset(Dataset):
                 if skipped > MAX_REPLACEMENTS:
                     raise DataError(
                         f"{skipped} corrupt images in a row (last: "
-                        f"{record.image_path}); fix the data set"
+                        f"{self.records[index].image_path}); fix the data set"
                     ) from None
                 index = int(rng.integers(len(self.records)))
-        boxes, keep = (
-            _scaled_boxes(record, image.shape[:2]),
-            _train_objects(record, self.include_difficult),
-        )
-        out = augment_ssd(image, boxes[keep], self.size_hw, rng, self.augment, self.fill_rgb)
-        height, width = self.size_hw
-        target = {
-            "boxes_xyxy": torch.from_numpy(out.boxes_xyxy / np.float32([width, height] * 2)),
-            "labels": torch.from_numpy(record.labels[keep][out.keep]),
-            "difficult": torch.from_numpy(record.difficult[keep][out.keep]),
-            "iscrowd": torch.zeros(len(out.keep), dtype=torch.bool),
-            "index": position,
-            "size_hw": record.size_hw,
-            "skipped": skipped,
-        }
-        image_chw = normalize_image(out.image, self.mean, self.std, self.channel_order)
-        return torch.from_numpy(image_chw), target
 
     def _eval_sample(self, position: int) -> tuple[torch.Tensor, dict]:
         record = self.records[position]
