@@ -172,6 +172,7 @@ def torchvision_recipe_overrides(arch: str, postprocess: bool = False) -> dict[s
         raise CheckpointError(f"unknown torchvision SSD {arch!r}; one of {TORCHVISION_ARCHS}")
     values.update(_common_overrides())
     values["model.input.channel_order"] = "rgb"
+    values["priors.min_sizes"] = values["priors.max_sizes"] = None  # sizes are scales here
     # torchvision clamps prior sizes, never centres (SSD300's step-32 centres reach 1.013).
     values["priors.clip"] = "wh"
     if postprocess:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision.models.detection import ssdlite320_mobilenet_v3_large
 
-from ssdcli.config import Recipe, override_recipe, recipe_to_dict
+from ssdcli.config import Recipe, load_recipe, override_recipe, recipe_to_dict
 from ssdcli.engine.checkpoint import make_payload, save_checkpoint
 from ssdcli.engine.init_weights import initialize_from, resolve_init_recipe
 from ssdcli.errors import CheckpointError, RecipeError
@@ -91,7 +91,10 @@ def test_torchvision_coco_weights_into_4_classes(tmp_path):
     with pytest.raises(RecipeError, match="resolve_init_recipe"):
         initialize_from(build_detector(user, 4), user, NEW_CLASSES)
 
-    recipe = resolve_init_recipe(user)
+    # A VOC recipe (ssd.pytorch prior sizes, Caffe input) takes torchvision's priors and input.
+    voc = load_recipe("voc300", [f"model.init={path}", f"data.class_names={NEW_CLASSES}"])
+    recipe = resolve_init_recipe(voc)
+    assert recipe.priors.min_sizes is None and recipe.priors.scales[0] == 0.2
     assert recipe.model.backbone == "mobilenet_v3_large"
     assert recipe.model.size_hw == (320, 320)
     assert recipe.priors.clip == "wh" and recipe.priors.steps is None
@@ -110,4 +113,25 @@ def test_torchvision_coco_weights_into_4_classes(tmp_path):
     assert torch.equal(
         ours["cls_head.2.depthwise.bn.running_var"],
         tv_state["head.classification_head.module_list.2.0.1.running_var"],
+    )
+
+
+def test_import_to_checkpoint_gives_a_self_describing_file(tmp_path):
+    from ssdcli.engine.checkpoint import load_detector
+    from ssdcli.engine.init_weights import import_to_checkpoint
+
+    with torch.device("meta"):
+        tv = ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)
+    tv = tv.to_empty(device="cpu")
+    _randomise(tv, seed=2)
+    torch.save(tv.state_dict(), tmp_path / "tv.pth")
+    path = import_to_checkpoint(tmp_path / "tv.pth", tmp_path / "coco.pt")
+    loaded = load_detector(path)
+    assert loaded.class_names[0] == "person" and len(loaded.class_names) == 80
+    assert loaded.category_ids[-1] == 90
+    assert loaded.recipe.postprocess.nms_iou == 0.55  # torchvision's SSDLite settings
+    assert loaded.recipe.postprocess.max_detections == 300
+    assert torch.equal(
+        loaded.detector.model.state_dict()["extras.3.project.bn.weight"],
+        tv.state_dict()["backbone.extra.3.2.1.weight"],
     )
