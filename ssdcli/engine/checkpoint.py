@@ -92,25 +92,29 @@ def make_payload(
     }
 
 
-def check_plain(value: Any, where: str = "payload") -> None:
-    """Raise ``TypeError`` naming the first value that ``weights_only`` loading could not read.
+def to_plain(value: Any, where: str = "payload") -> Any:
+    """``value`` with NumPy scalars made Python scalars; anything else not plain is an error.
 
     Args:
-        value: a payload or part of one.
+        value: a payload or part of one (containers are rebuilt, tensors are not copied).
         where: the key path used in the message (``payload['rng']['numpy']``).
+
+    Raises:
+        TypeError: naming the first value that ``weights_only`` loading could not read.
     """
     kind = type(value)
     if kind in _LEAF_TYPES or kind in _TENSOR_TYPES:
-        return
+        return value
+    if isinstance(value, np.generic):  # e.g. a metric computed with NumPy: lossless
+        return value.item()
     if kind in _MAPPING_TYPES:
-        for key, item in value.items():
-            check_plain(key, f"{where} key {key!r}")
-            check_plain(item, f"{where}[{key!r}]")
-        return
+        items = {
+            to_plain(key, f"{where} key {key!r}"): to_plain(item, f"{where}[{key!r}]")
+            for key, item in value.items()
+        }
+        return kind(items)
     if kind in _SEQUENCE_TYPES:
-        for index, item in enumerate(value):
-            check_plain(item, f"{where}[{index}]")
-        return
+        return kind(to_plain(item, f"{where}[{index}]") for index, item in enumerate(value))
     raise TypeError(
         f"{where} holds a {kind.__module__}.{kind.__qualname__}; checkpoints hold only plain "
         "values and tensors (convert it, e.g. numpy arrays with torch.from_numpy)"
@@ -125,14 +129,15 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 
     Args:
         path: destination file (its folder is created if missing).
-        payload: plain values and tensors only (see :func:`check_plain`).
+        payload: plain values and tensors only (see :func:`to_plain`; NumPy scalars are
+            converted to Python scalars).
 
     Raises:
         TypeError: the payload holds a value that ``weights_only`` loading would refuse.
         CheckpointError: the file cannot be written (permissions, disk full).
     """
     path = Path(path)
-    check_plain(payload)
+    payload = to_plain(payload)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

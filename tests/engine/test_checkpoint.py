@@ -76,6 +76,16 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
+def test_numpy_scalars_become_python_scalars(tmp_path):
+    payload = _payload()
+    payload["best_metric"] = np.float64(0.75)
+    payload["counts"] = (np.int64(3), [np.float32(0.5)])
+    save_checkpoint(tmp_path / "x.pt", payload)
+    loaded = load_checkpoint(tmp_path / "x.pt")
+    assert type(loaded["best_metric"]) is float and loaded["best_metric"] == 0.75
+    assert loaded["counts"] == (3, [0.5]) and type(loaded["counts"][0]) is int
+
+
 def test_non_plain_values_are_rejected_before_writing(tmp_path):
     payload = _payload()
     payload["rng"] = {"numpy": np.zeros(3)}

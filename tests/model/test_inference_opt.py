@@ -15,7 +15,11 @@ CASES = {
     # conv + BN + ReLU and separable layers
     "tiny": {"model.backbone": "tiny", "model.size_hw": [128, 128]},
     # hardswish, ReLU6, squeeze-excitation, separable heads
-    "mobilenet_v3_large": {"model.backbone": "mobilenet_v3_large", "model.size_hw": [128, 128]},
+    "mobilenet_v3_large": {
+        "model.backbone": "mobilenet_v3_large",
+        "model.size_hw": [128, 128],
+        "model.width": 0.5,
+    },
     # conv + ReLU without BN, dilated fc6, plain 3x3 heads
     "vgg16": {
         "model.backbone": "vgg16",
