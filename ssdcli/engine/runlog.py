@@ -165,12 +165,13 @@ class TrainProgress:
             self.console.print(
                 f"iter {iteration}/{self.total}  epoch {epoch}  {text}  eta {eta_text}",
                 highlight=False,
+                soft_wrap=True,
             )
 
     def message(self, text: str) -> None:
         """Prints a line above the bar (evaluation results, checkpoints)."""
         if self.enabled:
-            self.console.print(text, highlight=False)
+            self.console.print(text, highlight=False, soft_wrap=True)
 
 
 def summary_table(rows: Mapping[str, str]) -> Table:
@@ -183,34 +184,17 @@ def summary_table(rows: Mapping[str, str]) -> Table:
     return table
 
 
-def plot_curves(log: MetricsLog, run_dir: Path, metric_names: list[str]) -> list[Path]:
-    """Writes ``loss.png`` (total, box, cls), ``lr.png`` and ``map.png`` (eval metrics)."""
-    import matplotlib
+def plot_run_curves(metrics_csv: Path, run_dir: Path, metric_names: list[str]) -> list[Path]:
+    """Writes ``loss.png`` (total, box, cls), ``lr.png`` (log scale) and ``map.png`` (eval)."""
+    from ssdcli.viz.plots import plot_curves
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-    panels = [
-        ("loss.png", "loss", ["loss", "box_loss", "cls_loss"]),
-        ("lr.png", "learning rate", ["lr"]),
-        ("map.png", "validation metric", metric_names),
+    figures = [
+        ("loss.png", {"loss": ["loss", "box_loss", "cls_loss"]}, ()),
+        ("lr.png", {"learning rate": ["lr"]}, ("learning rate",)),
+        ("map.png", {"validation": metric_names}, ()),
     ]
-    for filename, ylabel, columns in panels:
-        series = [(c, *log.series(c)) for c in columns]
-        series = [s for s in series if s[1]]
-        if not series:
-            continue
-        fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
-        for name, xs, ys in series:
-            ax.plot(xs, ys, label=name, marker="o" if len(xs) < 30 else None)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        path = run_dir / filename
-        fig.savefig(path)
-        plt.close(fig)
-        written.append(path)
+    written = []
+    for filename, panels, log_y in figures:
+        if any(panels.values()):
+            written.append(plot_curves(metrics_csv, run_dir / filename, panels=panels, log_y=log_y))
     return written

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ssdcli.engine.runlog import MetricsLog, TrainProgress, format_duration, plot_curves
+from ssdcli.engine.runlog import MetricsLog, TrainProgress, format_duration, plot_run_curves
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -66,6 +66,6 @@ def test_plots_are_written(tmp_path: Path) -> None:
     log = MetricsLog(tmp_path / "metrics.csv")
     log.add(_train_row(10))
     log.add({"iteration": 10, "epoch": 0, "voc07_map50": 0.5})
-    written = plot_curves(log, tmp_path, ["voc07_map50"])
+    written = plot_run_curves(log.path, tmp_path, ["voc07_map50"])
     assert sorted(p.name for p in written) == ["loss.png", "lr.png", "map.png"]
     assert all(p.stat().st_size > 1000 for p in written)

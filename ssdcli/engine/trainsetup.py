@@ -1,0 +1,400 @@
+"""Everything ``fit`` sets up before the loop, and the run's checkpoints and summary.
+
+Order matters: the data set is opened first (a missing path fails in a second, before any model
+is built or a run folder is made), then the seeded model, optimiser, schedule and loader; a
+resumed run finally restores every state from ``last.pt``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch import nn
+
+from ssdcli.config import Recipe, recipe_to_dict
+from ssdcli.engine import checkpoint as ckpt
+from ssdcli.engine.distributed import (
+    DistInfo,
+    EpochBatchSampler,
+    convert_sync_batchnorm,
+    init_distributed,
+    shutdown_distributed,
+)
+from ssdcli.engine.ema import ModelEma
+from ssdcli.engine.optim import build_optimizer, build_scheduler
+from ssdcli.engine.runlog import MetricsLog, TrainProgress, summary_table
+from ssdcli.errors import CheckpointError, DataError, RecipeError, UsageError
+
+
+class StopSignal:
+    """Ctrl-C handling while training: the first press asks the loop to stop after the current
+    step (a checkpoint is then saved); the second raises ``KeyboardInterrupt`` at once."""
+
+    def __init__(self, console: Console) -> None:
+        self.requested = False
+        self.console = console
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.console.print(
+            "[yellow]stopping after this step and saving a checkpoint "
+            "(Ctrl-C again to quit at once)[/]"
+        )
+
+    def __enter__(self) -> StopSignal:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+def _worker_init(worker_id: int) -> None:
+    # Ctrl-C is handled by the main process, which stops the loop cleanly and saves. One torch
+    # thread per worker: the workers are the parallelism (OpenCV's count comes from the parent,
+    # see _single_thread_opencv: changing it in a forked child can deadlock).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+
+
+def _single_thread_opencv() -> None:
+    """One OpenCV thread in this process, before loader workers are forked.
+
+    Workers inherit the setting. Calling ``cv2.setNumThreads`` inside a forked worker after the
+    parent used OpenCV's thread pool (e.g. generating the synthetic set) deadlocks in
+    ``pthread_cond_destroy``; the main process does no image work while training.
+    """
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+@dataclass
+class TrainContext:
+    """The state ``train_one_epoch`` works on (one object instead of a dozen arguments)."""
+
+    recipe: Recipe
+    run_dir: Path
+    console: Console
+    info: DistInfo
+    device: torch.device
+    manifest: Any
+    detector: Any
+    model: nn.Module  # the unwrapped network (state_dict, EMA, clipping)
+    train_model: nn.Module  # what the step calls: DDP and/or compiled wrapper of `model`
+    criterion: nn.Module
+    coder: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    ema: ModelEma | None
+    sampler: EpochBatchSampler
+    loader: Any
+    metrics: MetricsLog
+    progress: TrainProgress
+    stop: StopSignal
+    total_iterations: int
+    global_batch: int
+    channels_last: bool
+    val_available: bool
+    autocast: Callable[[], Any]
+    iteration: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_metric: float | None = None
+    best_iteration: int | None = None
+    last_metrics: dict[str, float] = field(default_factory=dict)
+    interrupted: bool = False
+    t_start: float = field(default_factory=time.perf_counter)
+    seconds_before: float = 0.0
+
+    def elapsed(self) -> float:
+        """Training seconds so far, including those before a resume."""
+        return self.seconds_before + time.perf_counter() - self.t_start
+
+
+def resolve_device(device: str, info: DistInfo | None = None) -> torch.device:
+    """``"auto"`` -> CUDA when available else CPU; CUDA ranks use ``cuda:LOCAL_RANK``."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device is available; use --device cpu")
+        return torch.device("cuda", info.local_rank if info else 0)
+    if device != "cpu":
+        raise UsageError(f"--device {device!r}: use cpu, cuda or auto")
+    return torch.device("cpu")
+
+
+def build_context(
+    recipe: Recipe,
+    run_dir: Path,
+    device_name: str,
+    resume: bool,
+    console: Console,
+    manifest: Any = None,
+) -> TrainContext:
+    """Opens the data, builds model, optimiser, schedule, loader; restores ``last.pt`` on resume."""
+    from ssdcli.boxes import BoxCoder
+    from ssdcli.data.manifest import build_manifest
+    from ssdcli.loss import MultiBoxLoss
+    from ssdcli.model import build_detector
+
+    cfg = recipe.train
+    if manifest is None:
+        manifest = build_manifest(recipe.data)  # DataError for missing paths, before heavy work
+    device_type = "cuda" if device_name == "cuda" or (
+        device_name == "auto" and torch.cuda.is_available()
+    ) else "cpu"  # fmt: skip
+    info = init_distributed(device_type)
+    run_dir = same_on_all_ranks(run_dir, info)
+    _single_thread_opencv()
+    device = resolve_device(device_name, info)
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    _seed_everything(cfg.seed)
+
+    detector = build_detector(recipe, num_classes=len(manifest.class_names))
+    _apply_init(detector, recipe, manifest.class_names)
+    model = detector.model
+    channels_last = device.type == "cuda"
+    if info.distributed:
+        model, converted = convert_sync_batchnorm(model, device.type)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    detector.model = model
+    detector.priors_P4 = detector.priors_P4.to(device)
+    train_model = model
+    if info.distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if cfg.compile:
+        train_model = torch.compile(train_model)
+
+    loader, sampler = _make_loader(recipe, manifest, info)
+    total = cfg.iterations or cfg.epochs * sampler.batches_per_epoch
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, total, sampler.batches_per_epoch)
+    use_amp = device.type == "cuda" and cfg.amp != "off"
+    if cfg.amp != "off" and not use_amp and info.is_main:
+        console.print(f"[yellow]train.amp={cfg.amp} needs CUDA; training in float32 on CPU[/]")
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and cfg.amp == "fp16")
+    amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
+
+    def autocast() -> Any:
+        if use_amp:
+            return torch.autocast(device.type, dtype=amp_dtype)
+        return contextlib.nullcontext()
+
+    val = manifest.splits.get(recipe.data.val_split, [])
+    ctx = TrainContext(
+        recipe=recipe, run_dir=run_dir, console=console, info=info, device=device,
+        manifest=manifest, detector=detector, model=model, train_model=train_model,
+        criterion=MultiBoxLoss(cfg.neg_pos_ratio), coder=BoxCoder(recipe.priors.variances),
+        optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+        ema=ModelEma(model, cfg.ema_decay) if cfg.ema else None,
+        sampler=sampler, loader=loader, metrics=None, progress=None, stop=StopSignal(console),
+        total_iterations=total, global_batch=recipe.data.batch_size,
+        channels_last=channels_last, val_available=len(val) > 0, autocast=autocast,
+    )  # fmt: skip
+    start = restore_last(ctx) if resume else None
+    ctx.metrics = MetricsLog(run_dir / "metrics.csv", start) if info.is_main else None
+    ctx.progress = TrainProgress(console, total, ctx.iteration, cfg.log_every, info.is_main)
+    if not ctx.val_available and info.is_main:
+        console.print(f"[yellow]no '{recipe.data.val_split}' split: periodic evaluation is off[/]")
+    return ctx
+
+
+def same_on_all_ranks(run_dir: Path, info: DistInfo) -> Path:
+    """Rank 0's run folder (ranks may have numbered a new run differently)."""
+    if not info.distributed:
+        return run_dir
+    shared = [str(run_dir)]
+    torch.distributed.broadcast_object_list(shared, src=0)
+    return Path(shared[0])
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _apply_init(detector: Any, recipe: Recipe, class_names: list[str]) -> None:
+    """Starts from ``model.init`` weights when the recipe names a file."""
+    if recipe.model.init is None:
+        return
+    init = getattr(ckpt, "initialize_from", None)
+    if init is None:
+        raise RecipeError("model.init is not supported by this version")
+    init(detector, recipe, class_names)
+
+
+def _make_loader(recipe: Recipe, manifest: Any, info: DistInfo) -> tuple[Any, EpochBatchSampler]:
+    from ssdcli.data.collate import collate
+    from ssdcli.data.loader import build_dataset
+
+    data = recipe.data
+    split = data.train_split
+    if split not in manifest.splits:
+        raise DataError(
+            f"data set {data.root} has no '{split}' split (it has: "
+            f"{', '.join(manifest.splits) or 'none'}); set data.train_split"
+        )
+    if data.batch_size % info.world_size:
+        raise RecipeError(
+            f"data.batch_size={data.batch_size} does not split over {info.world_size} processes; "
+            "use a multiple of the process count"
+        )
+    size_hw = (int(recipe.model.size_hw[0]), int(recipe.model.size_hw[1]))
+    dataset = build_dataset(
+        manifest, split, data, recipe.model.input, size_hw, train=True, seed=recipe.train.seed
+    )
+    if len(dataset) < data.batch_size:
+        raise DataError(
+            f"split '{split}' has {len(dataset)} images, fewer than data.batch_size="
+            f"{data.batch_size}; lower the batch size"
+        )
+    sampler = EpochBatchSampler(len(dataset), data.batch_size, recipe.train.seed, info)
+    workers = data.workers
+    loader = torch.utils.data.DataLoader(
+        dataset,  # keys (epoch, position): augmentation seeded from (seed, epoch, position)
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=workers,
+        persistent_workers=workers > 0 and data.persistent_workers,
+        pin_memory=data.pin_memory,
+        worker_init_fn=_worker_init if workers > 0 else None,
+        prefetch_factor=4 if workers > 0 else None,
+    )
+    return loader, sampler
+
+
+def training_payload(ctx: TrainContext) -> dict[str, Any]:
+    """``last.pt``: model, optimiser, schedule, scaler, EMA, position, RNG states, best metric."""
+    return ckpt.make_payload(
+        ctx.model.state_dict(),
+        recipe_to_dict(ctx.recipe),
+        list(ctx.manifest.class_names),
+        getattr(ctx.manifest, "category_ids", None),
+        optimizer=ctx.optimizer.state_dict(),
+        scheduler=ctx.scheduler.state_dict(),
+        scaler=ctx.scaler.state_dict(),
+        ema=ctx.ema.state_dict() if ctx.ema is not None else None,
+        iteration=ctx.iteration,
+        epoch=ctx.epoch,
+        rng=ckpt.capture_rng_state(),
+        data_order={
+            "seed": ctx.recipe.train.seed,
+            "epoch": ctx.epoch,
+            "batch_in_epoch": ctx.batch_in_epoch,
+            "global_batch": ctx.global_batch,
+            "num_samples": ctx.sampler.num_samples,
+        },
+        best_metric=ctx.best_metric,
+        best_iteration=ctx.best_iteration,
+        seconds=ctx.elapsed(),
+    )
+
+
+def save_last(ctx: TrainContext) -> None:
+    """Writes ``last.pt`` atomically."""
+    ckpt.save_checkpoint(ctx.run_dir / "last.pt", training_payload(ctx))
+
+
+def save_best(ctx: TrainContext, eval_model: nn.Module) -> None:
+    """Writes ``best.pt``: the evaluated weights (EMA when on) and the metrics that chose them."""
+    payload = ckpt.make_payload(
+        eval_model.state_dict(),
+        recipe_to_dict(ctx.recipe),
+        list(ctx.manifest.class_names),
+        getattr(ctx.manifest, "category_ids", None),
+        iteration=ctx.iteration,
+        best_metric=ctx.best_metric,
+        metrics=dict(ctx.last_metrics),
+    )
+    ckpt.save_checkpoint(ctx.run_dir / "best.pt", payload)
+
+
+def restore_last(ctx: TrainContext) -> int:
+    """Loads ``run_dir/last.pt`` into ``ctx``; returns the iteration it resumes from."""
+    path = ctx.run_dir / "last.pt"
+    if not path.is_file():
+        raise CheckpointError(f"--resume {ctx.run_dir}: no last.pt there; check the run folder")
+    payload = ckpt.load_checkpoint(path)
+    if "optimizer" not in payload:
+        raise CheckpointError(f"{path} holds no training state; it cannot be resumed")
+    ctx.model.load_state_dict(payload["model"])
+    ctx.optimizer.load_state_dict(payload["optimizer"])
+    ctx.scheduler.load_state_dict(payload["scheduler"])
+    if payload.get("scaler"):
+        ctx.scaler.load_state_dict(payload["scaler"])
+    if ctx.ema is not None and payload.get("ema") is not None:
+        ctx.ema.load_state_dict(payload["ema"])
+    ctx.iteration = int(payload["iteration"])
+    order = payload["data_order"]
+    ctx.epoch = int(order["epoch"])
+    ctx.batch_in_epoch = int(order["batch_in_epoch"])
+    if (order["global_batch"], order["num_samples"]) != (ctx.global_batch, ctx.sampler.num_samples):
+        ctx.console.print("[yellow]batch size or data set changed: the epoch restarts[/]")
+        ctx.batch_in_epoch = 0
+    ctx.best_metric = payload.get("best_metric")
+    ctx.best_iteration = payload.get("best_iteration")
+    ctx.seconds_before = float(payload.get("seconds", 0.0))
+    ckpt.restore_rng_state(payload["rng"])
+    return ctx.iteration
+
+
+def flat_metrics(result: Any) -> dict[str, float]:
+    """``{"voc07_map50": 0.91, ...}`` from an evaluation result."""
+    metrics = getattr(result, "metrics", result)
+    return {str(k): float(v) for k, v in dict(metrics).items() if isinstance(v, (int, float))}
+
+
+def close_context(ctx: TrainContext) -> None:
+    """Stops loader workers and leaves the process group."""
+    iterator = getattr(ctx.loader, "_iterator", None)
+    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
+    ctx.loader = None
+    if ctx.info.distributed:
+        shutdown_distributed()
+
+
+def summary(ctx: TrainContext, result: Any, plots: list[Path], fmt: Callable) -> Table:
+    """The final table: where the run is, how long it took, its best and last metrics."""
+    rows = {"run": str(ctx.run_dir), "iterations": f"{result.iteration}/{result.total_iterations}"}
+    if result.interrupted:
+        rows["status"] = f"interrupted; resume with: ssd train --resume {ctx.run_dir}"
+    rows["time"] = fmt(result.seconds)
+    rows["images/s"] = f"{ctx.global_batch * result.iteration / max(result.seconds, 1e-9):.1f}"
+    _, losses = ctx.metrics.series("loss")
+    if losses:
+        rows["final loss"] = f"{losses[-1]:.4f}"
+    if result.best_metric is not None:
+        metric = ctx.recipe.train.best_metric
+        rows[f"best {metric}"] = f"{result.best_metric:.4f} @ iteration {result.best_iteration}"
+    for key, value in result.last_metrics.items():
+        rows[f"last {key}"] = f"{value:.4f}"
+    files = [p.name for p in (ctx.run_dir / "best.pt", ctx.run_dir / "last.pt") if p.exists()]
+    rows["files"] = ", ".join(files + ["metrics.csv", "recipe.yaml"] + [p.name for p in plots])
+    return summary_table(rows)
