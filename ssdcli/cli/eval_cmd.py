@@ -31,13 +31,13 @@ COLUMNS = {  # per-class column key in EvalResult.per_class -> (header, mean key
 
 def eval_command(
     checkpoint: Annotated[
-        Path,
+        Path | None,
         typer.Argument(
-            metavar="CHECKPOINT",
+            metavar="[CHECKPOINT]",
             show_default=False,
-            help="A checkpoint written by ssd train (runs/<name>/best.pt).",
+            help="A checkpoint written by ssd train. Default: the newest runs/*/best.pt.",
         ),
-    ],
+    ] = None,
     data: Annotated[
         Path | None,
         typer.Option(
@@ -89,7 +89,12 @@ def eval_command(
 
     from ssdcli.engine.checkpoint import load_detector
     from ssdcli.engine.evaluate import evaluate_detector, write_coco_results, write_metrics_json
+    from ssdcli.engine.predict import find_default_model
     from ssdcli.viz.plots import plot_pr_curves
+
+    if checkpoint is None:
+        checkpoint = find_default_model()
+        console.print(f"checkpoint: {checkpoint} (the newest runs/*/best.pt)")
 
     loaded = load_detector(checkpoint, device=device)
     recipe = loaded.recipe
