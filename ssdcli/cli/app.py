@@ -1,8 +1,9 @@
 """The ``ssd`` Typer app, its command list, and the one place where errors become exit codes.
 
 Exit codes: 0 success, 1 user or data error (:class:`~ssdcli.errors.SsdError`), 2 usage or recipe
-error, 130 interrupted (Ctrl-C). ``ssd --debug COMMAND`` shows the full traceback instead of one line.
-Command modules import the engine (and so torch) inside their functions: ``ssd --help`` stays fast.
+error, 130 interrupted (Ctrl-C). ``ssd --debug COMMAND`` shows the full traceback instead of one
+line. Command modules import the engine (and so torch) inside their functions, so ``ssd --help``
+stays fast.
 """
 
 from __future__ import annotations
@@ -55,7 +56,6 @@ def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"ssdcli {__version__}")
         raise typer.Exit()
-
 
 
 def _root(
