@@ -1,7 +1,8 @@
 """Domain exceptions: user-facing problems with a message that says what, where and how to fix it.
 
-The command line catches :class:`SsdError` in one place (``ssdcli.cli.app.main``), prints the message
-as one red line and exits with ``exit_code``. Internal invariants use ``assert`` instead.
+The command line catches :class:`SsdError` in one place (the app's command group in
+``ssdcli.cli.app``), prints the message as one red line and exits with ``exit_code``. Internal
+invariants use ``assert`` instead.
 """
 
 
@@ -28,7 +29,7 @@ class DataError(SsdError):
 
 
 class CheckpointError(SsdError):
-    """A checkpoint or weights file cannot be read, trusted or matched to the model (exit code 1)."""
+    """A checkpoint or weights file cannot be read, trusted or matched to the model (exit 1)."""
 
 
 class ModelError(SsdError):

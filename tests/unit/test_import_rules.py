@@ -45,7 +45,9 @@ def test_data_never_imports_model() -> None:
 
 @pytest.mark.parametrize("module", ["config.py", "errors.py"])
 def test_config_and_errors_import_no_torch(module: str) -> None:
-    assert not {name for name in _imported_modules(PACKAGE / module) if name.split(".")[0] == "torch"}
+    assert not {
+        name for name in _imported_modules(PACKAGE / module) if name.split(".")[0] == "torch"
+    }
 
 
 def test_cli_modules_import_torch_lazily() -> None:
