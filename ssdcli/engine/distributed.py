@@ -15,10 +15,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+COLLECTIVE_TIMEOUT_S = 3 * 3600  # longest wait of a rank at a collective (e.g. during evaluation)
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,13 @@ def init_distributed(device_type: str) -> DistInfo:
         backend = "nccl" if device_type == "cuda" else "gloo"
         if device_type == "cuda":
             torch.cuda.set_device(info.local_rank)
-        dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
+        # Rank 0 evaluates while the others wait at a barrier: allow long evaluations.
+        dist.init_process_group(
+            backend=backend,
+            rank=info.rank,
+            world_size=info.world_size,
+            timeout=timedelta(seconds=COLLECTIVE_TIMEOUT_S),
+        )
     return info
 
 

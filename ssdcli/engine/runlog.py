@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -174,8 +175,39 @@ class TrainProgress:
             self.console.print(text, highlight=False, soft_wrap=True)
 
 
+def run_summary(
+    run_dir: Path,
+    result: Any,
+    global_batch: int,
+    log: MetricsLog,
+    best_metric_name: str,
+    plots: list[Path],
+) -> Table:
+    """The final table: where the run is, how long it took, its best and last metrics.
+
+    ``result`` is the :class:`~ssdcli.engine.train.TrainResult` of the run.
+    """
+    rows = {"run": str(run_dir), "iterations": f"{result.iteration}/{result.total_iterations}"}
+    if result.interrupted:
+        rows["status"] = f"interrupted; resume with: ssd train --resume {run_dir}"
+    rows["time"] = format_duration(result.seconds)
+    rows["images/s"] = f"{global_batch * result.iteration / max(result.seconds, 1e-9):.1f}"
+    _, losses = log.series("loss")
+    if losses:
+        rows["final loss"] = f"{losses[-1]:.4f}"
+    if result.best_metric is not None:
+        rows[f"best {best_metric_name}"] = (
+            f"{result.best_metric:.4f} @ iteration {result.best_iteration}"
+        )
+    for key, value in result.last_metrics.items():
+        rows[f"last {key}"] = f"{value:.4f}"
+    files = [p.name for p in (run_dir / "best.pt", run_dir / "last.pt") if p.exists()]
+    rows["files"] = ", ".join(files + ["metrics.csv", "recipe.yaml"] + [p.name for p in plots])
+    return summary_table(rows)
+
+
 def summary_table(rows: Mapping[str, str]) -> Table:
-    """The final two-column summary printed at the end of ``ssd train``."""
+    """A two-column table (item, value), as printed at the end of ``ssd train``."""
     table = Table(title="Training summary", show_header=False, title_justify="left")
     table.add_column("item", style="bold")
     table.add_column("value")

@@ -19,9 +19,9 @@ import torch
 from rich.console import Console
 
 from ssdcli.config import Recipe, dump_recipe
-from ssdcli.engine import trainsetup
+from ssdcli.engine import trainsetup, trainstate
 from ssdcli.engine.distributed import all_reduce_sum, barrier, broadcast_flag
-from ssdcli.engine.runlog import format_duration, plot_run_curves
+from ssdcli.engine.runlog import plot_run_curves, run_summary
 from ssdcli.errors import SsdError
 from ssdcli.matcher import encode_targets
 
@@ -229,7 +229,7 @@ def evaluate_now(ctx: TrainContext) -> None:
         ctx.progress.message(f"eval @ {ctx.iteration}: {shown}")
         if value is not None and (ctx.best_metric is None or value > ctx.best_metric):
             ctx.best_metric, ctx.best_iteration = value, ctx.iteration
-            trainsetup.save_best(ctx, eval_model)
+            trainstate.save_best(ctx, eval_model)
     barrier(ctx.info)
     ctx.model.train()
 
@@ -237,7 +237,7 @@ def evaluate_now(ctx: TrainContext) -> None:
 def save_training_checkpoint(ctx: TrainContext) -> None:
     """Writes ``last.pt`` (rank 0) with everything needed to resume exactly here."""
     if ctx.info.is_main:
-        trainsetup.save_last(ctx)
+        trainstate.save_last(ctx)
     barrier(ctx.info)
 
 
@@ -270,7 +270,7 @@ def fit(
     ctx = trainsetup.build_context(recipe, Path(run_dir), device, resume, console, manifest)
     try:
         if ctx.info.is_main and not resume:
-            (ctx.run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+            (ctx.run_dir / "recipe.yaml").write_text(dump_recipe(ctx.recipe))
         with ctx.progress, ctx.stop:
             while ctx.iteration < ctx.total_iterations:
                 ctx.sampler.set_epoch(ctx.epoch, skip_batches=ctx.batch_in_epoch)
@@ -299,5 +299,14 @@ def _finish(ctx: TrainContext) -> TrainResult:
     if ctx.info.is_main:
         metric_names = [k for k in ctx.metrics.columns if k.startswith(("voc", "coco"))]
         plots = plot_run_curves(ctx.metrics.path, ctx.run_dir, metric_names)
-        ctx.console.print(trainsetup.summary(ctx, result, plots, format_duration))
+        ctx.console.print(
+            run_summary(
+                ctx.run_dir,
+                result,
+                ctx.global_batch,
+                ctx.metrics,
+                ctx.recipe.train.best_metric,
+                plots,
+            )
+        )
     return result

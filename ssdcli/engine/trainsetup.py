@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.table import Table
 from torch import nn
 
-from ssdcli.config import Recipe, recipe_to_dict
-from ssdcli.engine import checkpoint as ckpt
+from ssdcli.config import Recipe
+from ssdcli.engine import trainstate
 from ssdcli.engine.distributed import (
     DistInfo,
     EpochBatchSampler,
@@ -34,8 +33,8 @@ from ssdcli.engine.distributed import (
 )
 from ssdcli.engine.ema import ModelEma
 from ssdcli.engine.optim import build_optimizer, build_scheduler
-from ssdcli.engine.runlog import MetricsLog, TrainProgress, summary_table
-from ssdcli.errors import CheckpointError, DataError, RecipeError, UsageError
+from ssdcli.engine.runlog import MetricsLog, TrainProgress
+from ssdcli.errors import DataError, RecipeError, UsageError
 
 
 class StopSignal:
@@ -155,6 +154,7 @@ def build_context(
     """Opens the data, builds model, optimiser, schedule, loader; restores ``last.pt`` on resume."""
     from ssdcli.boxes import BoxCoder
     from ssdcli.data.manifest import build_manifest
+    from ssdcli.engine.init_weights import initialize_from, resolve_init_recipe
     from ssdcli.loss import MultiBoxLoss
     from ssdcli.model import build_detector
 
@@ -172,8 +172,12 @@ def build_context(
         run_dir.mkdir(parents=True, exist_ok=True)
     _seed_everything(cfg.seed)
 
+    if recipe.model.init is not None:  # priors/normalisation the starting weights need
+        recipe = resolve_init_recipe(recipe)
     detector = build_detector(recipe, num_classes=len(manifest.class_names))
-    _apply_init(detector, recipe, manifest.class_names)
+    if recipe.model.init is not None:
+        log = console.print if info.is_main else (lambda line: None)
+        initialize_from(detector, recipe, list(manifest.class_names), log)
     model = detector.model
     channels_last = device.type == "cuda"
     if info.distributed:
@@ -216,7 +220,7 @@ def build_context(
         total_iterations=total, global_batch=recipe.data.batch_size,
         channels_last=channels_last, val_available=len(val) > 0, autocast=autocast,
     )  # fmt: skip
-    start = restore_last(ctx) if resume else None
+    start = trainstate.restore_last(ctx) if resume else None
     ctx.metrics = MetricsLog(run_dir / "metrics.csv", start) if info.is_main else None
     ctx.progress = TrainProgress(console, total, ctx.iteration, cfg.log_every, info.is_main)
     if not ctx.val_available and info.is_main:
@@ -237,16 +241,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _apply_init(detector: Any, recipe: Recipe, class_names: list[str]) -> None:
-    """Starts from ``model.init`` weights when the recipe names a file."""
-    if recipe.model.init is None:
-        return
-    init = getattr(ckpt, "initialize_from", None)
-    if init is None:
-        raise RecipeError("model.init is not supported by this version")
-    init(detector, recipe, class_names)
 
 
 def _make_loader(recipe: Recipe, manifest: Any, info: DistInfo) -> tuple[Any, EpochBatchSampler]:
@@ -289,81 +283,6 @@ def _make_loader(recipe: Recipe, manifest: Any, info: DistInfo) -> tuple[Any, Ep
     return loader, sampler
 
 
-def training_payload(ctx: TrainContext) -> dict[str, Any]:
-    """``last.pt``: model, optimiser, schedule, scaler, EMA, position, RNG states, best metric."""
-    return ckpt.make_payload(
-        ctx.model.state_dict(),
-        recipe_to_dict(ctx.recipe),
-        list(ctx.manifest.class_names),
-        getattr(ctx.manifest, "category_ids", None),
-        optimizer=ctx.optimizer.state_dict(),
-        scheduler=ctx.scheduler.state_dict(),
-        scaler=ctx.scaler.state_dict(),
-        ema=ctx.ema.state_dict() if ctx.ema is not None else None,
-        iteration=ctx.iteration,
-        epoch=ctx.epoch,
-        rng=ckpt.capture_rng_state(),
-        data_order={
-            "seed": ctx.recipe.train.seed,
-            "epoch": ctx.epoch,
-            "batch_in_epoch": ctx.batch_in_epoch,
-            "global_batch": ctx.global_batch,
-            "num_samples": ctx.sampler.num_samples,
-        },
-        best_metric=ctx.best_metric,
-        best_iteration=ctx.best_iteration,
-        seconds=ctx.elapsed(),
-    )
-
-
-def save_last(ctx: TrainContext) -> None:
-    """Writes ``last.pt`` atomically."""
-    ckpt.save_checkpoint(ctx.run_dir / "last.pt", training_payload(ctx))
-
-
-def save_best(ctx: TrainContext, eval_model: nn.Module) -> None:
-    """Writes ``best.pt``: the evaluated weights (EMA when on) and the metrics that chose them."""
-    payload = ckpt.make_payload(
-        eval_model.state_dict(),
-        recipe_to_dict(ctx.recipe),
-        list(ctx.manifest.class_names),
-        getattr(ctx.manifest, "category_ids", None),
-        iteration=ctx.iteration,
-        best_metric=ctx.best_metric,
-        metrics=dict(ctx.last_metrics),
-    )
-    ckpt.save_checkpoint(ctx.run_dir / "best.pt", payload)
-
-
-def restore_last(ctx: TrainContext) -> int:
-    """Loads ``run_dir/last.pt`` into ``ctx``; returns the iteration it resumes from."""
-    path = ctx.run_dir / "last.pt"
-    if not path.is_file():
-        raise CheckpointError(f"--resume {ctx.run_dir}: no last.pt there; check the run folder")
-    payload = ckpt.load_checkpoint(path)
-    if "optimizer" not in payload:
-        raise CheckpointError(f"{path} holds no training state; it cannot be resumed")
-    ctx.model.load_state_dict(payload["model"])
-    ctx.optimizer.load_state_dict(payload["optimizer"])
-    ctx.scheduler.load_state_dict(payload["scheduler"])
-    if payload.get("scaler"):
-        ctx.scaler.load_state_dict(payload["scaler"])
-    if ctx.ema is not None and payload.get("ema") is not None:
-        ctx.ema.load_state_dict(payload["ema"])
-    ctx.iteration = int(payload["iteration"])
-    order = payload["data_order"]
-    ctx.epoch = int(order["epoch"])
-    ctx.batch_in_epoch = int(order["batch_in_epoch"])
-    if (order["global_batch"], order["num_samples"]) != (ctx.global_batch, ctx.sampler.num_samples):
-        ctx.console.print("[yellow]batch size or data set changed: the epoch restarts[/]")
-        ctx.batch_in_epoch = 0
-    ctx.best_metric = payload.get("best_metric")
-    ctx.best_iteration = payload.get("best_iteration")
-    ctx.seconds_before = float(payload.get("seconds", 0.0))
-    ckpt.restore_rng_state(payload["rng"])
-    return ctx.iteration
-
-
 def flat_metrics(result: Any) -> dict[str, float]:
     """``{"voc07_map50": 0.91, ...}`` from an evaluation result."""
     metrics = getattr(result, "metrics", result)
@@ -378,23 +297,3 @@ def close_context(ctx: TrainContext) -> None:
     ctx.loader = None
     if ctx.info.distributed:
         shutdown_distributed()
-
-
-def summary(ctx: TrainContext, result: Any, plots: list[Path], fmt: Callable) -> Table:
-    """The final table: where the run is, how long it took, its best and last metrics."""
-    rows = {"run": str(ctx.run_dir), "iterations": f"{result.iteration}/{result.total_iterations}"}
-    if result.interrupted:
-        rows["status"] = f"interrupted; resume with: ssd train --resume {ctx.run_dir}"
-    rows["time"] = fmt(result.seconds)
-    rows["images/s"] = f"{ctx.global_batch * result.iteration / max(result.seconds, 1e-9):.1f}"
-    _, losses = ctx.metrics.series("loss")
-    if losses:
-        rows["final loss"] = f"{losses[-1]:.4f}"
-    if result.best_metric is not None:
-        metric = ctx.recipe.train.best_metric
-        rows[f"best {metric}"] = f"{result.best_metric:.4f} @ iteration {result.best_iteration}"
-    for key, value in result.last_metrics.items():
-        rows[f"last {key}"] = f"{value:.4f}"
-    files = [p.name for p in (ctx.run_dir / "best.pt", ctx.run_dir / "last.pt") if p.exists()]
-    rows["files"] = ", ".join(files + ["metrics.csv", "recipe.yaml"] + [p.name for p in plots])
-    return summary_table(rows)

@@ -104,3 +104,18 @@ def test_second_ctrl_c_raises_at_once() -> None:
         assert stop.requested
         with pytest.raises(KeyboardInterrupt):
             stop._handle(signal.SIGINT, None)
+
+
+def test_model_init_starts_from_a_checkpoint(tmp_path: Path) -> None:
+    first = tmp_path / "runs" / "first"
+    fit(tiny_recipe(tmp_path, iterations=3, eval_every=100), first, device="cpu", console=_quiet())
+    recipe = tiny_recipe(tmp_path, iterations=1, lr=1e-12, eval_every=100)
+    recipe = recipe.model_copy(
+        update={"model": recipe.model.model_copy(update={"init": str(first / "last.pt")})}
+    )
+    second = tmp_path / "runs" / "second"
+    fit(recipe, second, device="cpu", console=_quiet())
+    a, b = model_state(first / "last.pt"), model_state(second / "last.pt")
+    for key, value in a.items():
+        if value.dtype.is_floating_point and "running" not in key:
+            torch.testing.assert_close(b[key], value, rtol=0, atol=1e-6, msg=key)
