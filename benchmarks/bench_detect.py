@@ -16,21 +16,28 @@ Timed paths, from decoded uint8 RGB images of 375 x 500 to detections in pixels 
   generated pictures: a speed measurement only; accuracy needs a trained model, see
   ``ssd export --int8``).
 
-Post-processing alone: 8732 priors x 21 classes, background-dominated logits (about 1400
+Post-processing alone: 8732 priors x 21 classes, background-dominated logits (about 1200
 candidates per image above 0.01) with 1% of priors carrying a confident class: ours
-(``PostProcessor``) vs torchvision's ``postprocess_detections``.
+(``PostProcessor``) vs torchvision's ``postprocess_detections``, at the default thread count
+and at one thread (``--post-threads``); "same detections" checks that both return the same
+detections (scores and labels exactly, boxes to 1e-3 pixel). ``--post-only`` runs only this.
 
 Measured (``--repeats 5``) on the shared 2-core CPU with a load average of about 6, so noisy:
 images/s at batch 1 / 8 were torchvision 0.42 / 0.93, ours eager 0.71 / 1.65 (1.69x / 1.77x),
 ours ONNX Runtime 1.17 / 2.80 (2.78x / 3.01x), ours ONNX Runtime int8 2.89 / 7.77 (6.86x /
-8.36x). Post-processing alone was on par with torchvision's (0.98x / 1.08x wall, 1.00x / 1.22x
-CPU): with a realistic ~1200 candidates per image both spend most of their time in the same
-per-class NMS kernel.
+8.36x); these end-to-end figures predate the present post-processing, well under 1% of that
+time. Post-processing alone (``--post-only``, three runs at a load average of 3.2 to 3.5, same
+detections in all): with one thread, ours 1.1-1.2 / 5.9-6.7 ms per batch of 1 / 8 against
+torchvision's 4.4-4.7 / 35-41 ms, 3.8-4.2x / 6.0-6.1x in wall and CPU time alike. With the
+default two threads it depends on the load: 2.1x / 10.8x wall (2.0x / 10.7x CPU) in one run,
+3.5-3.7x / 5.4-5.7x wall (6.9-7.0x / 6.6-8.2x CPU) in the two others. There, any thread team
+of a small operation (torch's softmax always starts one; torchvision's path has several) can
+wait a scheduler time slice, about 10 ms, for a busy core.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_detect.py [--repeats 5] [--warmup 1] [--batches 1 8]
-        [--threads N] [--no-int8] [--no-onnx]
+        [--threads N] [--no-int8] [--no-onnx] [--post-only] [--post-threads 0 1]
 """
 
 from __future__ import annotations
@@ -160,7 +167,8 @@ def candidates(loaded: LoadedDetector, batch: list[np.ndarray]) -> float:
 
 
 def bench_postprocess(tv, loaded: LoadedDetector, batch: int, repeats: int, warmup: int) -> tuple:
-    """Seconds of ours vs torchvision's post-processing on the same synthetic head outputs."""
+    """Seconds of ours vs torchvision's post-processing on the same synthetic head outputs, and
+    whether both give the same detections."""
     from ssdcli.boxes import BoxCoder, cxcywh_to_xyxy
     from ssdcli.postprocess import PostProcessor
 
@@ -187,9 +195,43 @@ def bench_postprocess(tv, loaded: LoadedDetector, batch: int, repeats: int, warm
             "tv": lambda: tv.postprocess_detections(head, anchors, sizes),
         }
         seconds = timed(fns, repeats, warmup)
-        found = sum(len(d) for d in ours(logits, deltas, sizes)) / batch
+        mine, theirs = ours(logits, deltas, sizes), tv.postprocess_detections(head, anchors, sizes)
+        found = sum(len(d) for d in mine) / batch
         above = float((logits.softmax(-1)[..., 1:] > pp.score_threshold).sum()) / batch
-    return seconds["ours"], seconds["tv"], found, above
+    same = all(  # scores and labels exactly, boxes up to rounding (computed in other frames)
+        torch.equal(d.scores_D, t["scores"])
+        and torch.equal(d.labels_D + 1, t["labels"])
+        and torch.allclose(d.boxes_D4, t["boxes"], atol=1e-3)
+        for d, t in zip(mine, theirs, strict=True)
+    )
+    return seconds["ours"], seconds["tv"], found, above, same
+
+
+def postprocess_table(tv, loaded: LoadedDetector, args: argparse.Namespace) -> Table:
+    """Post-processing alone, for each thread count of ``--post-threads`` and each batch."""
+    post = Table(title="post-processing alone, 8732 priors x 21 classes, ms per batch (wall / CPU)")
+    columns = ("threads", "batch", "candidates/image", "detections/image", "ours", "torchvision")
+    for column in (*columns, "speed-up", "same detections"):
+        post.add_column(column, justify="right")
+    default_threads = torch.get_num_threads()
+    for threads in args.post_threads:
+        torch.set_num_threads(threads or default_threads)
+        for batch in args.batches:
+            ours, theirs, found, above, same = bench_postprocess(
+                tv, loaded, batch, args.repeats * 4, args.warmup
+            )
+            post.add_row(
+                str(torch.get_num_threads()),
+                str(batch),
+                f"{above:.0f}",
+                f"{found:.0f}",
+                f"{1e3 * ours[0]:.1f} / {1e3 * ours[1]:.1f}",
+                f"{1e3 * theirs[0]:.1f} / {1e3 * theirs[1]:.1f}",
+                f"{theirs[0] / ours[0]:.2f}x / {theirs[1] / ours[1]:.2f}x",
+                "yes" if same else "NO",
+            )
+    torch.set_num_threads(default_threads)
+    return post
 
 
 def main() -> None:
@@ -201,11 +243,23 @@ def main() -> None:
     parser.add_argument("--no-onnx", action="store_true")
     parser.add_argument("--no-int8", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--post-only", action="store_true", help="only post-processing alone")
+    parser.add_argument(
+        "--post-threads",
+        type=int,
+        nargs="+",
+        default=[0, 1],
+        help="torch threads for post-processing alone (0: as for the rest)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     console = Console(width=120)
     tv, loaded = build_models(args.seed)
+    if args.post_only:
+        console.print(f"torch {torch.__version__}, torchvision {torchvision.__version__}")
+        console.print(postprocess_table(tv, loaded, args))
+        return
     pictures = images(max(args.batches), args.seed)
     console.print(
         f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
@@ -243,23 +297,7 @@ def main() -> None:
             ]
             table.add_row(name, *cells)
         console.print(table)
-    post = Table(title="post-processing alone, 8732 priors x 21 classes, ms per batch (wall / CPU)")
-    columns = ("batch", "candidates/image", "detections/image", "ours", "torchvision", "speed-up")
-    for column in columns:
-        post.add_column(column, justify="right")
-    for batch in args.batches:
-        ours, theirs, found, above = bench_postprocess(
-            tv, loaded, batch, args.repeats * 4, args.warmup
-        )
-        post.add_row(
-            str(batch),
-            f"{above:.0f}",
-            f"{found:.0f}",
-            f"{1e3 * ours[0]:.1f} / {1e3 * ours[1]:.1f}",
-            f"{1e3 * theirs[0]:.1f} / {1e3 * theirs[1]:.1f}",
-            f"{theirs[0] / ours[0]:.2f}x / {theirs[1] / ours[1]:.2f}x",
-        )
-    console.print(post)
+    console.print(postprocess_table(tv, loaded, args))
 
 
 if __name__ == "__main__":

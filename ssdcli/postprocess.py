@@ -1,25 +1,48 @@
 """Raw network outputs -> detections in pixels of each original image.
 
-Steps (SSD section 3, "Inference"): softmax over classes, decode the boxes against the priors,
-drop scores <= ``score_threshold``, keep the ``pre_nms_top_k`` best priors per class per image,
-non-maximum suppression per class per image (one ``torchvision.ops.batched_nms`` call over the whole
-batch, grouped by image and class), keep the ``max_detections`` best per image, scale to pixels of
-each original image and clamp to it. Everything is batched; a Python loop only splits the final
-result into one :class:`Detections` per image.
+Steps (SSD section 3, "Inference"), for each image and foreground class: softmax over classes,
+keep scores strictly above ``score_threshold``, keep the ``pre_nms_top_k`` best, greedy
+non-maximum suppression (as ``torchvision.ops.nms``), then keep the ``max_detections`` best of
+the image over all classes, boxes scaled to pixels of the original image and clamped to it.
+Equal scores are ordered by class, then prior index (NMS visits equal scores by prior index).
+
+That result, exactly, with far less work:
+
+* a class can score above the threshold only where ``logit_c - logit_0 > log(threshold)``; a
+  cheap test on that finds the rows worth a softmax;
+* greedy NMS decides a candidate from the better candidates of its own class only, so it runs on
+  the best candidates of each image (at least ``max_detections``; more only when too few
+  survive), for all (image, class) groups at once (:func:`greedy_nms_in_order`), and only their
+  boxes are decoded.
+
+It runs on the host, whatever the device of the inputs. The few hundred candidates per image
+are handled with NumPy: its per-call cost is a fraction of torch's and it stays on one thread
+(on a busy machine, a thread team for a small operation can cost a scheduler time slice). The
+arithmetic is the same IEEE float32; softmax and box decoding are torch's, bit for bit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torchvision
 from torch import Tensor
 
 from ssdcli.boxes import BoxCoder
 
-__all__ = ["Detections", "PostProcessor"]
+__all__ = ["Detections", "PostProcessor", "greedy_nms_in_order"]
+
+# Slack (natural log) of the logit-difference test: it only widens the superset of rows, far
+# beyond the float32 rounding of the softmax and of the test itself.
+_LOGIT_SLACK = 1e-2
+# Rows of logits scanned at a time by that test (about the size of a core's L2 cache).
+_BLOCK_BYTES = 1 << 19
+# Box pairs compared at once by the grouped NMS (about 40 bytes each).
+_MAX_PAIRS = 1 << 22
 
 
 @dataclass
@@ -103,68 +126,260 @@ class PostProcessor:
             image_sizes_hw: ``(H, W)`` of each original image (B entries), the frame of the output.
 
         Returns:
-            B :class:`Detections`, each sorted by decreasing score (possibly empty).
+            B :class:`Detections` on the device of the inputs, each sorted by decreasing score
+            (possibly empty).
         """
         batch, num_priors, num_k = cls_logits_BPK.shape
         if len(image_sizes_hw) != batch:
             raise ValueError(f"{len(image_sizes_hw)} image sizes for a batch of {batch} images")
         device = cls_logits_BPK.device
-        num_classes = num_k - 1
-        priors_P4 = self.priors_P4.to(device=device, dtype=torch.float32)
-        boxes_BP4 = self.coder.decode(box_deltas_BP4.float(), priors_P4).clamp(0.0, 1.0)
-        # Foreground scores as (B, C, P): one top-k per class per image.
-        scores_BCP = cls_logits_BPK.float().softmax(dim=-1)[..., 1:].transpose(1, 2)
-        k = min(self.pre_nms_top_k, num_priors)
-        if k <= 0 or num_classes <= 0:
+        if min(num_k - 1, num_priors, self.pre_nms_top_k, self.max_detections) <= 0:
             return [_empty(device) for _ in range(batch)]
-        top_scores_BCk, top_idx_BCk = scores_BCP.topk(k, dim=-1)
-        keep_BCk = top_scores_BCk > self.score_threshold
-        b_idx, c_idx, j_idx = keep_BCk.nonzero(as_tuple=True)
-        p_idx = top_idx_BCk[b_idx, c_idx, j_idx]
-        scores = top_scores_BCk[b_idx, c_idx, j_idx]
-        boxes = boxes_BP4[b_idx, p_idx]
+        logits_XK = cls_logits_BPK.detach().to("cpu", torch.float32).reshape(-1, num_k).numpy()
+        found = _candidates(logits_XK, self.score_threshold)
+        if found is None:
+            return [_empty(device) for _ in range(batch)]
+        flat_N, class_N, score_N = found
+        image_N = flat_N // num_priors
+        decode = _box_decoder(self.coder, self.priors_P4, box_deltas_BP4)
+        best, boxes_D4 = self._best_survivors(
+            (image_N, class_N, score_N), lambda sel: decode(flat_N[sel]), batch, num_k - 1
+        )
+        sizes_B2 = np.asarray(image_sizes_hw, dtype=np.float32).reshape(batch, 2)
+        return _split(image_N[best], class_N[best], score_N[best], boxes_D4, sizes_B2, device)
 
-        # NMS within each (image, class) group, all groups in one call.
-        kept = torchvision.ops.batched_nms(boxes, scores, b_idx * num_classes + c_idx, self.nms_iou)
-        kept, image_of = _top_per_image(kept, b_idx[kept], batch, self.max_detections)
+    def _best_survivors(
+        self,
+        candidates: tuple[np.ndarray, np.ndarray, np.ndarray],
+        boxes_of: Callable[[np.ndarray], np.ndarray],
+        batch: int,
+        num_classes: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``max_detections`` NMS survivors of each image, image-major, by decreasing
+        score, class, prior.
 
-        sizes_B2 = torch.as_tensor(image_sizes_hw, dtype=torch.float32, device=device).view(-1, 2)
-        heights, widths = sizes_B2[image_of, 0], sizes_B2[image_of, 1]
-        scale_D4 = torch.stack((widths, heights, widths, heights), dim=-1)
-        pixels_D4 = boxes[kept] * scale_D4
-        # Clamp x to [0, W] and y to [0, H] of each original image.
-        pixels_D4 = torch.minimum(pixels_D4.clamp(min=0.0), scale_D4)
+        NMS runs on the best candidates of each image (and any tied with the last of them): as
+        many as give ``max_detections`` survivors, or all of them.
 
-        counts = torch.bincount(image_of, minlength=batch).tolist()
-        # The only per-image loop: splitting the flat result into one object per image.
-        return [
-            Detections(boxes_D4=b, scores_D=s, labels_D=c)
-            for b, s, c in zip(
-                pixels_D4.split(counts),
-                scores[kept].split(counts),
-                c_idx[kept].split(counts),
-                strict=True,
-            )
-        ]
+        Args:
+            candidates: ``image_N``, ``class_N``, ``score_N``, in (image, prior, class) order.
+            boxes_of: candidate indices -> their boxes (ndarray[S, 4], float32).
+
+        Returns:
+            Indices of the survivors among the candidates, and their boxes.
+        """
+        image_N, class_N, score_N = candidates
+        group_N = image_N * num_classes + class_N
+        count_B = np.bincount(image_N, minlength=batch)
+        lower_BN = _negated_scores_per_image(score_N, image_N, count_B)
+        # A few more than max_detections first: NMS seldom removes many of the best.
+        limit_B = np.full(batch, self.max_detections + self.max_detections // 8 + 1)
+        while True:
+            limit_B = np.minimum(limit_B, lower_BN.shape[1])
+            kth = np.unique(limit_B - 1)
+            least_B = -np.partition(lower_BN, kth, axis=1)[np.arange(batch), limit_B - 1]
+            sel = np.flatnonzero(score_N >= least_B[image_N])
+            # By image, decreasing score, class; lexsort is stable: prior order last.
+            sel = sel[np.lexsort((class_N[sel], -score_N[sel], image_N[sel]))]
+            boxes_S4 = boxes_of(sel)
+            kept = greedy_nms_in_order(boxes_S4, group_N[sel], self.nms_iou, self.pre_nms_top_k)
+            kept = np.flatnonzero(kept)
+            survivors_B = np.bincount(image_N[sel[kept]], minlength=batch)
+            more_B = survivors_B < self.max_detections
+            if more_B.any():
+                more_B &= np.bincount(image_N[sel], minlength=batch) < count_B
+            if not more_B.any():
+                break
+            limit_B = np.where(more_B, limit_B * 4, limit_B)
+        # Survivors are image-major by decreasing score: the best of each image come first.
+        image_K = image_N[sel[kept]]
+        rank_K = np.arange(kept.size) - (np.cumsum(survivors_B) - survivors_B)[image_K]
+        kept = kept[rank_K < self.max_detections]
+        return sel[kept], boxes_S4[kept]
 
 
-def _top_per_image(
-    kept: Tensor, image_of: Tensor, batch: int, max_detections: int
-) -> tuple[Tensor, Tensor]:
-    """Group NMS survivors by image and keep the ``max_detections`` best of each.
+def _negated_scores_per_image(
+    score_N: np.ndarray, image_N: np.ndarray, count_B: np.ndarray
+) -> np.ndarray:
+    """(B, N_max) float32: the negated scores of each image (``image_N`` sorted), padded with
+    +1, so that ascending order puts the best first."""
+    if count_B.size == 1:
+        return -score_N[None]
+    column_N = np.arange(image_N.size) - (np.cumsum(count_B) - count_B)[image_N]
+    lower_BN = np.ones((count_B.size, count_B.max()), dtype=np.float32)
+    lower_BN[image_N, column_N] = -score_N
+    return lower_BN
+
+
+def _candidates(
+    logits_XK: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Every (row, class) whose softmax score is above ``threshold``, in (row, class) order;
+    None when there are none.
 
     Args:
-        kept (Tensor[D], int64): candidate indices, sorted by decreasing score (batched_nms).
-        image_of (Tensor[D], int64): image of each of them.
+        logits_XK (ndarray[X, K], float32): rows ``image * P + prior`` of class logits.
 
     Returns:
-        The kept indices and their images, grouped by image, each group by decreasing score.
+        ``row_N`` and ``class_N`` (0..C-1, foreground), int64; ``score_N``, float32.
     """
-    # A stable sort by image keeps the score order within each image.
-    order = torch.sort(image_of, stable=True).indices
-    kept, image_of = kept[order], image_of[order]
-    counts_B = torch.bincount(image_of, minlength=batch)
-    starts_B = torch.cumsum(counts_B, 0) - counts_B
-    rank = torch.arange(kept.numel(), device=kept.device) - starts_B[image_of]
-    top = rank < max_detections
-    return kept[top], image_of[top]
+    rows = _rows_worth_a_softmax(logits_XK, threshold)
+    # The rows of the full softmax, bit for bit.
+    probs_RK = torch.from_numpy(logits_XK[rows]).softmax(dim=-1).numpy()
+    pair_N = np.flatnonzero(probs_RK[:, 1:] > np.float32(threshold))  # as torch compares
+    if pair_N.size == 0:
+        return None
+    row_N, class_N = np.divmod(pair_N, logits_XK.shape[1] - 1)
+    return rows[row_N], class_N, probs_RK[row_N, class_N + 1]
+
+
+def _box_decoder(
+    coder: BoxCoder, priors_P4: Tensor, box_deltas_BP4: Tensor
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A function: rows ``image * P + prior`` (ndarray[S], int64) -> their decoded boxes
+    (ndarray[S, 4], float32, normalised xyxy clamped to [0, 1])."""
+    num_priors = box_deltas_BP4.shape[1]
+    deltas_X4 = box_deltas_BP4.detach().to("cpu", torch.float32).reshape(-1, 4).numpy()
+    priors_P4 = priors_P4.detach().to("cpu", torch.float32).numpy()
+
+    def decode(rows_S: np.ndarray) -> np.ndarray:
+        deltas_S4 = torch.from_numpy(deltas_X4[rows_S])
+        boxes_S4 = coder.decode(deltas_S4, torch.from_numpy(priors_P4[rows_S % num_priors]))
+        return boxes_S4.clamp_(0.0, 1.0).numpy()
+
+    return decode
+
+
+def _rows_worth_a_softmax(logits_XK: np.ndarray, threshold: float) -> np.ndarray:
+    """Indices of the rows where some class may score above ``threshold`` (a superset).
+
+    ``score_c <= exp(logit_c - logit_0)``, so a class can pass only where
+    ``max_c logit_c - logit_0 > log(threshold)``; the test leaves a slack far beyond float32
+    rounding. Rows with a NaN drop out (their softmax is NaN).
+
+    Args:
+        logits_XK (ndarray[X, K], float32): rows of class logits, index 0 = background.
+    """
+    if threshold >= 1.0:
+        return np.zeros(0, dtype=np.int64)  # softmax scores never exceed 1
+    if threshold <= 1e-30:
+        return np.arange(logits_XK.shape[0])
+    best_X = np.empty(logits_XK.shape[0], dtype=np.float32)
+    # Class by class along blocks of rows that stay in cache: NumPy is slow across short rows.
+    step = max(1, _BLOCK_BYTES // (4 * logits_XK.shape[1]))
+    for start in range(0, logits_XK.shape[0], step):
+        block_XK, best = logits_XK[start : start + step], best_X[start : start + step]
+        np.copyto(best, block_XK[:, 1])
+        for k in range(2, logits_XK.shape[1]):
+            np.maximum(best, block_XK[:, k], out=best)
+    best_X -= logits_XK[:, 0]
+    return np.flatnonzero(best_X > np.float32(math.log(threshold) - _LOGIT_SLACK))
+
+
+def _float32_at_most(value: float) -> np.float32:
+    """The largest float32 <= ``value``: ``x > it`` in float32 equals ``x > value`` in float64,
+    the comparison of ``torchvision.ops.nms``."""
+    low = np.float32(value)
+    return np.nextafter(low, np.float32(-np.inf)) if float(low) > value else low
+
+
+def greedy_nms_in_order(
+    boxes_N4: np.ndarray, groups_N: np.ndarray, iou_threshold: float, max_per_group: int = 0
+) -> np.ndarray:
+    """Greedy NMS within each group, visiting the boxes of a group in input order.
+
+    Equals ``torchvision.ops.nms`` per group with scores decreasing in input order (the same
+    float32 IoU arithmetic: a later box is dropped when its IoU with a kept earlier box of its
+    group is above ``iou_threshold``). All groups at once: the IoU of every (earlier, later) pair
+    of boxes of a group gives the "would suppress" edges, then the fixed point of "kept = not
+    suppressed by a kept earlier box" is reached by iterating from "all kept" (exact: the edges
+    form no cycle, so after t rounds every box at depth <= t along them is decided).
+
+    Args:
+        boxes_N4 (ndarray[N, 4], float32): xyxy boxes, any one frame.
+        groups_N (ndarray[N], int64): group id (>= 0) of each box; boxes of different groups
+            never suppress each other.
+        iou_threshold: IoU above which a box is suppressed.
+        max_per_group: if > 0, only the first this many boxes of each group take part.
+
+    Returns:
+        ndarray[N], bool: True for kept boxes.
+    """
+    kept_N = np.zeros(groups_N.size, dtype=bool)
+    if groups_N.size == 0:
+        return kept_N
+    order = np.argsort(groups_N, kind="stable")  # group by group, each in input order
+    counts = np.bincount(groups_N)
+    rank_o = np.arange(order.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    if 0 < max_per_group < counts.max():
+        inside = rank_o < max_per_group
+        order, rank_o = order[inside], rank_o[inside]
+        counts = np.minimum(counts, max_per_group)
+    counts = counts[counts > 0]
+    coords_4o = boxes_N4.T.take(order, axis=1)  # long rows: NumPy is slow on short ones
+    later_o = np.repeat(counts, counts) - rank_o - 1  # boxes after this one in its group
+    # Whole groups, in runs of at most about _MAX_PAIRS pairs (memory): one run, usually. Only
+    # the first group of a run can be larger; one that large goes to torchvision's kernel.
+    run_g = np.cumsum(counts * (counts - 1) // 2) // _MAX_PAIRS
+    ends = np.cumsum(counts)[np.append(run_g[1:] != run_g[:-1], True)]
+    for start, end in zip(np.append(0, ends[:-1]), ends, strict=True):
+        if later_o[start] * (later_o[start] + 1) // 2 > _MAX_PAIRS:
+            first = slice(start, start + later_o[start] + 1)
+            boxes_n4 = torch.from_numpy(coords_4o[:, first].T.copy())
+            scores_n = torch.arange(boxes_n4.shape[0], 0, -1, dtype=torch.float32)
+            kept_N[order[first][torchvision.ops.nms(boxes_n4, scores_n, iou_threshold)]] = True
+            start = first.stop
+        if start < end:
+            part = slice(start, end)
+            kept_N[order[part]] = _greedy_pairs(coords_4o[:, part], later_o[part], iou_threshold)
+    return kept_N
+
+
+def _greedy_pairs(coords_4n: np.ndarray, later_n: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Kept flags of whole groups of boxes (``coords_4n``: rows x1, y1, x2, y2; group by group,
+    each in visiting order; ``later_n``: boxes after each one in its group)."""
+    # Every (earlier, later) pair of a group: box i pairs with the later boxes of its group.
+    first_e = np.repeat(np.arange(later_n.size), later_n)
+    second_e = np.arange(first_e.size) - np.repeat(np.cumsum(later_n) - later_n - 1, later_n)
+    second_e += first_e
+    edge = _iou_above(coords_4n, first_e, second_e, _float32_at_most(iou_threshold))
+    first_e, second_e = first_e[edge], second_e[edge]
+    keep_n = np.ones(later_n.size, dtype=bool)
+    while True:  # at most the largest group size rounds; usually two
+        new_n = np.ones(later_n.size, dtype=bool)
+        new_n[second_e[keep_n[first_e]]] = False
+        if np.array_equal(new_n, keep_n):
+            return keep_n
+        keep_n = new_n
+
+
+def _iou_above(
+    coords_4o: np.ndarray, first_e: np.ndarray, second_e: np.ndarray, iou_threshold: np.float32
+) -> np.ndarray:
+    """Whether IoU(first, second) > threshold for each pair of boxes (``coords_4o``: rows x1,
+    y1, x2, y2), computed as torchvision's NMS kernel does (float32; an empty union gives NaN,
+    which is not above the threshold)."""
+    area_o = (coords_4o[2] - coords_4o[0]) * (coords_4o[3] - coords_4o[1])
+    a_4e, b_4e = coords_4o.take(first_e, axis=1), coords_4o.take(second_e, axis=1)
+    overlap_2e = np.minimum(a_4e[2:], b_4e[2:]) - np.maximum(a_4e[:2], b_4e[:2])
+    np.maximum(overlap_2e, np.float32(0.0), out=overlap_2e)
+    inter_e = overlap_2e[0] * overlap_2e[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return inter_e / (area_o[first_e] + area_o[second_e] - inter_e) > iou_threshold
+
+
+def _split(
+    image_D: np.ndarray,
+    class_D: np.ndarray,
+    score_D: np.ndarray,
+    boxes_D4: np.ndarray,
+    sizes_B2: np.ndarray,
+    device: torch.device,
+) -> list[Detections]:
+    """Normalised boxes -> pixels of each original image (clamped), one Detections per image."""
+    scale_D4 = sizes_B2[:, [1, 0, 1, 0]][image_D]
+    pixels_D4 = np.minimum(np.maximum(boxes_D4 * scale_D4, np.float32(0.0)), scale_D4)
+    counts = np.bincount(image_D, minlength=sizes_B2.shape[0]).tolist()
+    columns = [torch.from_numpy(a).to(device).split(counts) for a in (pixels_D4, score_D, class_D)]
+    # The only per-image loop: one object per image.
+    return [Detections(b, s, c) for b, s, c in zip(*columns, strict=True)]

@@ -1,11 +1,15 @@
-"""Post-processing: NMS per class and image, top-k, pixel rescaling, empty results."""
+"""Post-processing: NMS per class and image, top-k, pixel rescaling, empty results, and equality
+with a plain per-image, per-class reference built on ``torchvision.ops.nms``."""
 
 from __future__ import annotations
 
+import pytest
 import torch
+import torchvision
 
+from ssdcli import postprocess
 from ssdcli.boxes import BoxCoder
-from ssdcli.postprocess import Detections, PostProcessor
+from ssdcli.postprocess import Detections, PostProcessor, greedy_nms_in_order
 
 # Normalised cxcywh priors: 0 and 1 overlap (IoU 0.818), 2 is apart.
 PRIORS = torch.tensor([[0.25, 0.25, 0.5, 0.5], [0.3, 0.25, 0.5, 0.5], [0.75, 0.75, 0.5, 0.5]])
@@ -19,12 +23,12 @@ def logits_from(probs: list[list[list[float]]]) -> torch.Tensor:
     return torch.tensor(probs).log()
 
 
-def run(probs, sizes=((100, 100),), deltas=None, **kwargs) -> list[Detections]:
+def run(probs, sizes=((100, 100),), deltas=None, priors=PRIORS, **kwargs) -> list[Detections]:
     kwargs = {"score_threshold": 0.1, **kwargs}
     logits = logits_from(probs)
     if deltas is None:
         deltas = torch.zeros(logits.shape[0], logits.shape[1], 4)
-    return PostProcessor(PRIORS, BoxCoder(), **kwargs)(logits, deltas, list(sizes))
+    return PostProcessor(priors, BoxCoder(), **kwargs)(logits, deltas, list(sizes))
 
 
 def test_overlapping_boxes_of_different_classes_are_both_kept() -> None:
@@ -89,3 +93,160 @@ def test_empty_results() -> None:
     # Mixed: one image with detections, one without.
     dets = run([probs[0], [[0.1, 0.9, 1e-9]] * 3], sizes=[(10, 20), (30, 40)])
     assert [len(d) for d in dets] == [0, 2]  # priors 0 and 1 overlap: one of them survives
+
+
+# --- Equality with a plain reference: per image, per class: threshold, top-k, NMS, then top-D ---
+
+
+def reference(logits, deltas, priors, sizes, threshold, iou, max_detections, top_k):
+    """Straightforward per-image, per-class loop with ``torchvision.ops.nms``; ties broken by
+    class, then prior index (stable sorts)."""
+    probs = logits.float().softmax(dim=-1)
+    boxes = BoxCoder().decode(deltas.float(), priors).clamp(0.0, 1.0)
+    results = []
+    for b, (height, width) in enumerate(sizes):
+        scores, labels, kept_boxes = [], [], []
+        for c in range(1, logits.shape[-1]):
+            idx = (probs[b, :, c] > threshold).nonzero().squeeze(1)
+            score, order = probs[b, idx, c].sort(descending=True, stable=True)
+            idx, score = idx[order][:top_k], score[:top_k]
+            keep = torchvision.ops.nms(boxes[b, idx], score, iou)
+            scores.append(score[keep])
+            labels.append(torch.full((len(keep),), c - 1))
+            kept_boxes.append(boxes[b, idx[keep]])
+        order = torch.cat(scores).sort(descending=True, stable=True).indices[:max_detections]
+        scale = torch.tensor([width, height, width, height], dtype=torch.float32)
+        pixels = torch.minimum((torch.cat(kept_boxes)[order] * scale).clamp(min=0.0), scale)
+        results.append((pixels, torch.cat(scores)[order], torch.cat(labels)[order]))
+    return results
+
+
+def realistic(seed: int, batch: int, num_priors: int = 300, num_k: int = 6, ties: bool = False):
+    """Background-dominated logits with a few confident priors, priors in clusters (so NMS has
+    work to do), class 2 never above any threshold (an empty class)."""
+    gen = torch.Generator().manual_seed(seed)
+    centres = torch.rand(num_priors // 6, 2, generator=gen).repeat_interleave(6, dim=0)
+    sizes = 0.05 + 0.4 * torch.rand(num_priors, 2, generator=gen)
+    priors = torch.cat((centres + 0.02 * torch.randn(num_priors, 2, generator=gen), sizes), 1)
+    logits = torch.randn(batch, num_priors, num_k, generator=gen)
+    logits[..., 0] += 4.0
+    hot = torch.rand(batch, num_priors, generator=gen) < 0.05
+    logits[..., 1:] += (
+        hot.unsqueeze(-1) * 6.0 * torch.rand(batch, num_priors, num_k - 1, generator=gen)
+    )
+    logits[..., 2] = -30.0
+    deltas = 0.5 * torch.randn(batch, num_priors, 4, generator=gen)
+    if ties:  # equal scores across priors and classes, and identical boxes
+        logits = (logits * 2).round() / 2
+        deltas = (deltas * 2).round() / 2
+        priors = (priors * 8).round().clamp(min=1) / 8
+    return priors, logits, deltas
+
+
+def assert_same(ours, expected) -> None:
+    assert len(ours) == len(expected)
+    for det, (boxes, scores, labels) in zip(ours, expected, strict=True):
+        assert torch.equal(det.labels_D, labels)
+        assert torch.equal(det.scores_D, scores)
+        torch.testing.assert_close(det.boxes_D4, boxes, rtol=0.0, atol=1e-4)
+
+
+SETTINGS = [  # threshold, iou, max_detections, top_k
+    (0.01, 0.45, 200, 400),  # SSD's
+    (0.01, 0.45, 20, 400),  # few detections: NMS runs on the best candidates only
+    (0.05, 0.3, 10, 3),  # the per-class top-k binds
+    (0.2, 0.7, 5, 50),
+    (0.0, 0.45, 30, 400),  # every score passes
+]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("setting", SETTINGS)
+def test_equals_plain_reference(seed: int, batch: int, ties: bool, setting: tuple) -> None:
+    priors, logits, deltas = realistic(seed, batch, ties=ties)
+    sizes = [(300 + 17 * i, 500 - 31 * i) for i in range(batch)]
+    threshold, iou, max_detections, top_k = setting
+    ours = PostProcessor(priors, BoxCoder(), threshold, iou, max_detections, top_k)(
+        logits, deltas, sizes
+    )
+    expected = reference(logits, deltas, priors, sizes, threshold, iou, max_detections, top_k)
+    assert_same(ours, expected)
+    assert sum(len(d) for d in ours) > 0
+
+
+def test_heavy_suppression_takes_more_candidates() -> None:
+    # 60 near-identical boxes of one class: NMS keeps one of each cluster, so the first try
+    # (the best few candidates) has too few survivors and more candidates are taken.
+    priors = torch.tensor([[0.2, 0.2, 0.3, 0.3]] * 60 + [[0.7, 0.7, 0.3, 0.3]] * 60)
+    logits = torch.zeros(1, 120, 3)
+    logits[0, :, 1] = torch.linspace(4.0, 2.0, 120)
+    ours = PostProcessor(priors, BoxCoder(), 0.01, 0.45, max_detections=2)(
+        logits, torch.zeros(1, 120, 4), [(100, 100)]
+    )
+    expected = reference(logits, torch.zeros(1, 120, 4), priors, [(100, 100)], 0.01, 0.45, 2, 400)
+    assert_same(ours, expected)
+    assert len(ours[0]) == 2
+
+
+def test_iou_threshold_compared_as_torchvision_does() -> None:
+    # Boxes [0, 0, 1, 1] and [0, 0, 1, 0.5] of one class: IoU exactly 0.5.
+    priors = torch.tensor([[0.5, 0.5, 1.0, 1.0], [0.5, 0.25, 1.0, 0.5]])
+    probs = [[[0.05, 0.9, 0.05], [0.15, 0.8, 0.05]]]
+    assert len(run(probs, sizes=[(1, 1)], nms_iou=0.5, priors=priors)[0]) == 2  # not above
+    # A threshold a hair below 0.5 rounds to 0.5 in float32; torchvision compares in float64.
+    below = 0.5 - 1e-12
+    boxes = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 0.5]])
+    assert torchvision.ops.nms(boxes, torch.tensor([0.9, 0.8]), below).tolist() == [0]
+    assert len(run(probs, sizes=[(1, 1)], nms_iou=below, priors=priors)[0]) == 1
+
+
+def test_thresholds_at_the_ends_and_half_precision() -> None:
+    priors, logits, deltas = realistic(7, 2)
+    sizes = [(200, 300), (300, 200)]
+    for threshold in (1.0, 2.0):  # softmax scores never exceed 1
+        dets = PostProcessor(priors, BoxCoder(), threshold)(logits, deltas, sizes)
+        assert [len(d) for d in dets] == [0, 0]
+    half = PostProcessor(priors, BoxCoder())(logits.half(), deltas.half(), sizes)
+    expected = reference(logits.half(), deltas.half(), priors, sizes, 0.01, 0.45, 200, 400)
+    assert_same(half, expected)
+
+
+def test_non_finite_logits_give_no_detection_for_that_prior() -> None:
+    probs = [[[0.05, 0.9, 0.05], [0.35, 0.6, 0.05], [0.3, 0.7, 1e-9]]]
+    logits = logits_from(probs)
+    logits[0, 0, 2] = float("nan")
+    (det,) = PostProcessor(PRIORS, BoxCoder(), 0.1)(logits, torch.zeros(1, 3, 4), [(1, 1)])
+    # Prior 0 is gone (NaN softmax): prior 1 is no longer suppressed by it.
+    assert det.labels_D.tolist() == [0, 0] and det.scores_D.tolist() == pytest.approx([0.7, 0.6])
+
+
+# --- The grouped greedy NMS against torchvision.ops.nms, group by group ---
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("max_pairs", [None, 1000])
+def test_greedy_nms_in_order_equals_torchvision_per_group(seed, max_pairs, monkeypatch) -> None:
+    if max_pairs:  # groups in several runs, the largest through torchvision's own kernel
+        monkeypatch.setattr(postprocess, "_MAX_PAIRS", max_pairs)
+    gen = torch.Generator().manual_seed(seed)
+    n = 400
+    centres = torch.rand(n // 8, 2, generator=gen).repeat_interleave(8, 0)
+    centres += 0.03 * torch.randn(n, 2, generator=gen)
+    half = 0.02 + 0.1 * torch.rand(n, 2, generator=gen)
+    boxes = torch.cat((centres - half, centres + half), 1)
+    boxes[::17] = boxes[1::17][: len(boxes[::17])]  # identical boxes
+    boxes[::23, 2] = boxes[::23, 0]  # zero-area boxes
+    groups = (7 * torch.rand(n, generator=gen) ** 2).long()  # groups of 15 to 150 boxes
+    scores = torch.rand(n, generator=gen).sort(descending=True).values  # input order = rank
+    for max_per_group, iou in ((0, 0.45), (0, 0.3), (5, 0.6)):
+        kept = greedy_nms_in_order(boxes.numpy(), groups.numpy(), iou, max_per_group)
+        expected = torch.zeros(n, dtype=torch.bool)
+        for g in groups.unique():
+            members = (groups == g).nonzero().squeeze(1)
+            if max_per_group:
+                members = members[:max_per_group]
+            expected[members[torchvision.ops.nms(boxes[members], scores[members], iou)]] = True
+        assert torch.equal(torch.from_numpy(kept), expected)
+        assert 0 < int(expected.sum()) < n
