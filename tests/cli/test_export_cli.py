@@ -17,23 +17,9 @@ CLASSES = ["circle", "square"]
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained tiny detector (128 x 128 input) saved as an ssdcli checkpoint."""
-    import torch
-
-    from ssdcli.config import load_recipe, recipe_to_dict
-    from ssdcli.engine.checkpoint import make_payload, save_checkpoint
-    from ssdcli.model import build_detector
-
-    overrides = ["model.backbone=tiny", "model.size_hw=[128,128]", "model.width=0.25"]
-    recipe = load_recipe(None, [*overrides, "priors.aspect_ratios=[[2],[2],[2],[2],[2],[2]]"])
-    torch.manual_seed(1)
-    detector = build_detector(recipe, num_classes=len(CLASSES))
-    path = tmp_path_factory.mktemp("run") / "best.pt"
-    save_checkpoint(
-        path, make_payload(detector.model.state_dict(), recipe_to_dict(recipe), CLASSES)
-    )
-    return path
+def checkpoint(tmp_path_factory: pytest.TempPathFactory, save_tiny_checkpoint) -> Path:
+    """An untrained tiny detector saved as an ssdcli checkpoint."""
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("run") / "best.pt", CLASSES, seed=1)
 
 
 def _detect(model: Path, images: Path, out: Path) -> list[dict]:
