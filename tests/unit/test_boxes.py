@@ -94,7 +94,9 @@ def test_encode_zero_size_box_stays_finite() -> None:
 
 
 coords = st.floats(min_value=0.0, max_value=0.875, allow_nan=False, width=32)
-sizes = st.floats(min_value=0.015625, max_value=1.0, allow_nan=False, width=32)
+# At least 1/32: a gt/prior size ratio stays below the decoder's clamp of 1000/16 = 62.5,
+# beyond which decode deliberately stops growing a box (tested separately).
+sizes = st.floats(min_value=0.03125, max_value=1.0, allow_nan=False, width=32)
 
 
 @settings(max_examples=60, deadline=None)
