@@ -25,7 +25,7 @@ from ssdcli.model import build_detector
 def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
     # SGD: Adam's first steps are ~lr * sign(gradient), which turns float noise in near-zero
     # gradients into lr-sized differences.
-    settings = {"optimizer": "sgd", "lr": 0.01, "warmup_iterations": 0, "iterations": 3}
+    settings = {"optimizer": "sgd", "lr": 0.01, "warmup_iterations": 0, "iterations": 2}
     settings |= {"eval_every": 100}
     recipe_path = write_tiny_recipe(tmp_path, **settings)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -45,19 +45,19 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
 
     two = load_checkpoint(tmp_path / "runs" / "ddp" / "last.pt")
     ref = load_checkpoint(one / "last.pt")
-    assert two["iteration"] == ref["iteration"] == 3
+    assert two["iteration"] == ref["iteration"] == 2
     assert two["model"].keys() == ref["model"].keys()
     gap, moved = 0.0, 0.0
     for key, value in ref["model"].items():
         if not value.dtype.is_floating_point:
             assert torch.equal(two["model"][key], value), key
             continue
-        torch.testing.assert_close(two["model"][key], value, rtol=1e-3, atol=5e-4, msg=key)
+        torch.testing.assert_close(two["model"][key], value, rtol=1e-3, atol=2e-4, msg=key)
         gap += float((two["model"][key] - value).double().square().sum())
         moved += float((value - start[key]).double().square().sum())
-    # Float noise (sums in another order) is ~3e-4 of the distance travelled after 3 steps
-    # (3e-5 after one); without SyncBatchNorm the gap measured ~1.0.
+    # Float noise (sums in another order, flipping near-tied hard negatives) measured ~2e-4 of
+    # the distance travelled after 2 steps; without SyncBatchNorm the gap measured ~1.0.
     assert moved > 0
-    assert (gap / moved) ** 0.5 < 3e-3
+    assert (gap / moved) ** 0.5 < 5e-3
     # Only rank 0 wrote the run folder.
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["ddp", "one"]

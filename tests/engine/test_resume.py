@@ -33,14 +33,26 @@ def _interrupt_at(monkeypatch, iteration: int) -> None:
     monkeypatch.setattr(train_module, "train_step", step)
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``(root, run folder)`` of the reference run, 10 iterations without a stop."""
+    root = tmp_path_factory.mktemp("resume")
+    full = root / "runs" / "full"
+    fit(_recipe(root), full, device="cpu", console=_quiet())
+    return root, full
+
+
+def _recipe(root: Path):
+    return tiny_recipe(root, ema=True, ema_decay=0.9, grad_clip=5.0, eval_every=5)
+
+
 # 7 batches per epoch: 4 stops mid-epoch 0, 7 at the epoch's end, 9 mid-epoch 1.
 @pytest.mark.parametrize("stop_at", [4, 7, 9])
-def test_resume_is_bit_identical(tmp_path: Path, monkeypatch, stop_at: int) -> None:
-    recipe = tiny_recipe(tmp_path, ema=True, ema_decay=0.9, grad_clip=5.0, eval_every=5)
-    full = tmp_path / "runs" / "full"
-    fit(recipe, full, device="cpu", console=_quiet())
+def test_resume_is_bit_identical(uninterrupted, monkeypatch, stop_at: int) -> None:
+    root, full = uninterrupted
+    recipe = _recipe(root)
 
-    parted = tmp_path / "runs" / "parted"
+    parted = root / "runs" / f"parted{stop_at}"
     with monkeypatch.context() as patch:
         _interrupt_at(patch, stop_at)
         first = fit(recipe, parted, device="cpu", console=_quiet())
