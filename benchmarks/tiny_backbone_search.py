@@ -41,7 +41,14 @@ CANDIDATES: dict[str, TinyLayout] = {
         head_style="separable",
     ),
     # Plain convolutions at high resolution (few channels, where depthwise is slow per FLOP),
-    # separable ones from stride 8 on; plain 3x3 heads.
+    # separable ones from stride 8 on; plain 3x3 heads. One separable layer at stride 8.
+    "hybrid_shallow": TinyLayout(
+        to_s8=(("conv", 16, 2), ("conv", 32, 2), ("conv", 64, 2), ("sep", 64, 1)),
+        to_s16=TINY_LAYOUT.to_s16,
+        extras=TINY_LAYOUT.extras,
+        head_style="conv",
+    ),
+    # The built-in layout: the same with three separable layers at stride 8.
     "hybrid": TINY_LAYOUT,
     # The same body with SSDLite heads.
     "hybrid_sephead": TinyLayout(
