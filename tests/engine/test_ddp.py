@@ -27,7 +27,8 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
     # gradients into lr-sized differences. A small lr: at this narrow test width the first SGD
     # steps of the tiny network at lr 0.01 amplify summation-order noise (one process with 1 or 2
     # threads then differs by ~10% of the distance travelled); at 1e-4 float noise stays small
-    # while a wrong gradient average or unsynchronised batch norm still shows (see below).
+    # while an unsynchronised batch norm or a per-rank loss normalisation still fails the test
+    # (checked by introducing each).
     settings = {"optimizer": "sgd", "lr": 1e-4, "warmup_iterations": 0, "iterations": 2}
     settings |= {"eval_every": 100}
     recipe_path = write_tiny_recipe(tmp_path, **settings)
