@@ -70,8 +70,7 @@ def train_step(ctx: TrainContext, batch: Any) -> tuple[float, float, bool]:
     """
     device = ctx.device
     images_BCHW = batch.images_BCHW.to(device, non_blocking=True)
-    if ctx.channels_last:
-        images_BCHW = images_BCHW.contiguous(memory_format=torch.channels_last)
+    images_BCHW = images_BCHW.contiguous(memory_format=torch.channels_last)  # as the model
     with torch.no_grad():
         labels_BP, target_deltas_BP4 = encode_targets(
             batch.gt_boxes_BG4.to(device, non_blocking=True),

@@ -112,7 +112,6 @@ class TrainContext:
     stop: StopSignal
     total_iterations: int
     global_batch: int
-    channels_last: bool
     val_available: bool
     autocast: Callable[[], Any]
     iteration: int = 0
@@ -179,13 +178,11 @@ def build_context(
         log = console.print if info.is_main else (lambda line: None)
         initialize_from(detector, recipe, list(manifest.class_names), log)
     model = detector.model
-    # NHWC convolutions: measured ~25% faster for the tiny backbone's training step on CPU too.
-    channels_last = True
     if info.distributed:
-        model, converted = convert_sync_batchnorm(model, device.type)
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+        model, _ = convert_sync_batchnorm(model, device.type)
+    # NHWC convolutions on every device (train_step feeds NHWC images): measured ~25% faster
+    # for the tiny backbone's training step on the CPU as well.
+    model.to(device, memory_format=torch.channels_last)
     detector.model = model
     detector.priors_P4 = detector.priors_P4.to(device)
     train_model = model
@@ -219,7 +216,7 @@ def build_context(
         ema=ModelEma(model, cfg.ema_decay) if cfg.ema else None,
         sampler=sampler, loader=loader, metrics=None, progress=None, stop=StopSignal(console),
         total_iterations=total, global_batch=recipe.data.batch_size,
-        channels_last=channels_last, val_available=len(val) > 0, autocast=autocast,
+        val_available=len(val) > 0, autocast=autocast,
     )  # fmt: skip
     start = trainstate.restore_last(ctx) if resume else None
     ctx.metrics = MetricsLog(run_dir / "metrics.csv", start) if info.is_main else None
