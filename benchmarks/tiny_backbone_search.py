@@ -48,10 +48,17 @@ CANDIDATES: dict[str, TinyLayout] = {
         extras=TINY_LAYOUT.extras,
         head_style="conv",
     ),
-    # The built-in layout: the same with three separable layers at stride 8.
-    "hybrid": TINY_LAYOUT,
+    # The same with three separable layers at stride 8.
+    "hybrid": TinyLayout(
+        to_s8=(("conv", 16, 2), ("conv", 32, 2), ("conv", 64, 2)) + (("sep", 64, 1),) * 3,
+        to_s16=TINY_LAYOUT.to_s16,
+        extras=TINY_LAYOUT.extras,
+        head_style="conv",
+    ),
+    # The built-in layout: "hybrid" with a space-to-depth stem (no stride-2 feature map).
+    "hybrid_s2d": TINY_LAYOUT,
     # The same body with SSDLite heads.
-    "hybrid_sephead": TinyLayout(
+    "hybrid_s2d_sephead": TinyLayout(
         TINY_LAYOUT.to_s8, TINY_LAYOUT.to_s16, TINY_LAYOUT.extras, head_style="separable"
     ),
 }

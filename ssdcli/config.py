@@ -242,6 +242,9 @@ class TrainConfig(_Section):
     best_metric: str = "voc07_map50"  # metric that selects best.pt (higher is better)
     match_iou: float = Field(0.5, gt=0, le=1)  # IoU at which a prior matches a ground truth
     neg_pos_ratio: float = Field(3.0, gt=0)  # hard negatives per positive (SSD section 2.2)
+    # Positive priors of an object matched by n priors weigh n^-p in the loss: 0 = SSD (every
+    # prior alike, so large objects count most), 1 = every object counts alike.
+    object_balance: float = Field(0.0, ge=0, le=1)
     runs_dir: str = "runs"  # parent folder of run folders
 
     @field_validator("amp", mode="before")

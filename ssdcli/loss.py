@@ -118,6 +118,7 @@ class MultiBoxLoss(nn.Module):
         box_deltas_BP4: Tensor,
         labels_BP: Tensor,
         target_deltas_BP4: Tensor,
+        positive_weights_BP: Tensor | None = None,
     ) -> LossParts:
         """Compute the loss.
 
@@ -126,6 +127,10 @@ class MultiBoxLoss(nn.Module):
             box_deltas_BP4 (Tensor[B, P, 4], float): predicted deltas (see ``BoxCoder``).
             labels_BP (Tensor[B, P], int64): 0 = background, else class + 1 (``encode_targets``).
             target_deltas_BP4 (Tensor[B, P, 4], float): encoded targets (used at positives only).
+            positive_weights_BP (Tensor[B, P], float, optional): weight of each positive prior's
+                box and classification terms (``object_balance_weights``, scaled by the caller so
+                that they sum to N over the positives); None = 1 (SSD). Mined negatives keep
+                weight 1 and the normaliser stays N.
 
         Returns:
             LossParts of float32 scalars (``num_pos`` int64). Computed in float32 whatever the
@@ -138,12 +143,17 @@ class MultiBoxLoss(nn.Module):
 
         # Localisation: smooth L1 over the positives only.
         pos_index = positive_BP.flatten().nonzero().squeeze(1)
-        box = F.smooth_l1_loss(
+        box_terms_N4 = F.smooth_l1_loss(
             box_deltas_BP4.reshape(-1, 4).index_select(0, pos_index).float(),
             target_deltas_BP4.reshape(-1, 4).index_select(0, pos_index).float(),
             beta=1.0,
-            reduction="sum",
+            reduction="none",
         )
+        if positive_weights_BP is None:
+            box = box_terms_N4.sum()
+        else:
+            pos_weights_N = positive_weights_BP.flatten().index_select(0, pos_index).float()
+            box = (box_terms_N4.sum(1) * pos_weights_N).sum()
 
         bg_loss_BP = background_loss(cls_logits_BPK)
         negative_BP = hard_negative_mask(bg_loss_BP, positive_BP, self.neg_pos_ratio)
@@ -151,10 +161,19 @@ class MultiBoxLoss(nn.Module):
         # Confidence: cross-entropy over positives and mined negatives only, so the backward pass
         # touches a few per cent of the logits.
         sel_index = (positive_BP | negative_BP).flatten().nonzero().squeeze(1)
-        cls = F.cross_entropy(
+        cls_terms_S = F.cross_entropy(
             cls_logits_BPK.reshape(-1, num_k).index_select(0, sel_index).float(),
             labels_BP.flatten().index_select(0, sel_index),
-            reduction="sum",
+            reduction="none",
         )
+        if positive_weights_BP is not None:
+            # Negatives have weight 1; positives their given weight.
+            weights_S = torch.where(
+                positive_BP.flatten().index_select(0, sel_index),
+                positive_weights_BP.flatten().index_select(0, sel_index).float(),
+                1.0,
+            )
+            cls_terms_S = cls_terms_S * weights_S
+        cls = cls_terms_S.sum()
         box, cls = box / denom, cls / denom
         return LossParts(total=box + cls, box=box, cls=cls, num_pos=num_pos)

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ssdcli.boxes import BoxCoder, cxcywh_to_xyxy, matching_iou
 
-__all__ = ["encode_targets", "match"]
+__all__ = ["encode_matched", "encode_targets", "match", "object_balance_weights"]
 
 
 # Matching works through the priors in chunks so that its (N x chunk) temporaries, N = real ground
@@ -174,7 +174,8 @@ def encode_targets(
     coder: BoxCoder,
     iou_threshold: float = 0.5,
 ) -> tuple[Tensor, Tensor]:
-    """Per-prior classification and regression targets for a batch.
+    """Per-prior classification and regression targets for a batch (:func:`match`, then
+    :func:`encode_matched`).
 
     Args:
         gt_boxes_BG4 (Tensor[B, G, 4], float): normalised xyxy ground truths, padded per image.
@@ -185,11 +186,34 @@ def encode_targets(
         iou_threshold: minimum IoU for a non-forced match (see module docstring).
 
     Returns:
+        ``(labels_BP, deltas_BP4)`` as :func:`encode_matched` gives them. No autograd.
+    """
+    matched_BP = match(gt_boxes_BG4, gt_mask_BG, priors_P4, iou_threshold)
+    return encode_matched(matched_BP, gt_boxes_BG4, gt_labels_BG, priors_P4, coder)
+
+
+@torch.no_grad()
+def encode_matched(
+    matched_BP: Tensor,
+    gt_boxes_BG4: Tensor,
+    gt_labels_BG: Tensor,
+    priors_P4: Tensor,
+    coder: BoxCoder,
+) -> tuple[Tensor, Tensor]:
+    """Classification and regression targets from a :func:`match` result.
+
+    Args:
+        matched_BP (Tensor[B, P], int64): matched ground-truth index per prior, -1 = background.
+        gt_boxes_BG4 (Tensor[B, G, 4], float): normalised xyxy ground truths, padded per image.
+        gt_labels_BG (Tensor[B, G], int64): foreground class index 0..C-1 (padding: any value).
+        priors_P4 (Tensor[P, 4], float): normalised cxcywh priors.
+        coder: the box coder (variances).
+
+    Returns:
         labels_BP (Tensor[B, P], int64): 0 for background, else class index + 1 (the only place
         the +1 happens); deltas_BP4 (Tensor[B, P, 4], dtype of the boxes): encoded matched ground
         truth at positives, 0 at background priors. No autograd.
     """
-    matched_BP = match(gt_boxes_BG4, gt_mask_BG, priors_P4, iou_threshold)
     batch, num_priors = matched_BP.shape
     labels_BP = torch.zeros_like(matched_BP)
     deltas_BP4 = gt_boxes_BG4.new_zeros(batch, num_priors, 4)
@@ -200,3 +224,33 @@ def encode_targets(
     priors = priors_P4.to(gt_boxes_BG4.dtype)[pos_p]
     deltas_BP4[pos_b, pos_p] = coder.encode(gt_boxes_BG4[pos_b, pos_g], priors)
     return labels_BP, deltas_BP4
+
+
+@torch.no_grad()
+def object_balance_weights(matched_BP: Tensor, num_gt: int, power: float) -> Tensor:
+    """Raw per-prior loss weights that even out how much each object counts.
+
+    SSD weighs every positive prior alike, so an object counts in proportion to the priors it
+    matches: on the synthetic shapes a large one matches ~15, a 10-20 px one 1-6. A positive prior
+    of a ground truth matched by ``n`` priors gets ``n ** -power``: 0 is SSD's uniform weighting,
+    1 gives every object the same total weight.
+
+    Args:
+        matched_BP (Tensor[B, P], int64): :func:`match` result, -1 = background.
+        num_gt: G, the padded ground-truth count per image (``matched_BP < G``).
+        power: the exponent, >= 0.
+
+    Returns:
+        Tensor[B, P] float32: ``n ** -power`` at positives, 0 at background priors. Not
+        normalised: the caller scales them (``MultiBoxLoss`` expects them to sum to N, the
+        positive count, so that the loss keeps its scale).
+    """
+    batch = matched_BP.shape[0]
+    positive_BP = matched_BP >= 0
+    # One bin per (image, ground truth): count the priors each ground truth matched.
+    slot_BP = torch.arange(batch, device=matched_BP.device).unsqueeze(1) * num_gt + matched_BP
+    slots = slot_BP[positive_BP]
+    counts = torch.bincount(slots, minlength=batch * num_gt).to(torch.float32)
+    weights_BP = torch.zeros(matched_BP.shape, dtype=torch.float32, device=matched_BP.device)
+    weights_BP[positive_BP] = counts[slots].pow(-power)
+    return weights_BP

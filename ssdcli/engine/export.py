@@ -257,6 +257,7 @@ def finish_onnx(proto: Any, loaded: LoadedDetector, info: ModelInfo) -> Any:
         add_postprocess(
             proto,
             priors,
+            len(info.class_names) + 1,
             tuple(info.extra["variances"]),
             float(info.extra["max_log_scale"]),
             float(pp["score_threshold"]),

@@ -113,6 +113,7 @@ def add_raw_outputs(model: onnx.ModelProto, priors_P4: np.ndarray) -> onnx.Model
 def add_postprocess(
     model: onnx.ModelProto,
     priors_P4: np.ndarray,
+    num_logits: int,
     variances: tuple[float, float],
     max_log_scale: float,
     score_threshold: float,
@@ -125,6 +126,9 @@ def add_postprocess(
     Args:
         model: graph with outputs ``cls_logits [B, P, K]`` and ``box_deltas [B, P, 4]``.
         priors_P4: ``[P, 4]`` float32 normalised cxcywh priors.
+        num_logits: K, class logits per prior (background included). Given, not read from the
+            graph: the exporter's shape inference can leave that dimension unnamed (it does after
+            a pixel-unshuffle layer), and a 0 there would silently drop every detection.
         variances, max_log_scale: the box coder's settings.
         score_threshold, nms_iou, pre_nms_top_k, max_detections: as in ``PostProcessor``.
 
@@ -135,7 +139,10 @@ def add_postprocess(
 
     graph = model.graph
     num_priors = int(priors_P4.shape[0])
-    num_k = _output_dim(graph, "cls_logits", 2)
+    num_k = int(num_logits)
+    known_k = _output_dim(graph, "cls_logits", 2)
+    if known_k not in (0, num_k):
+        raise ValueError(f"cls_logits has {known_k} logits per prior in the graph, not {num_k}")
     num_c = num_k - 1
     top_k = min(int(pre_nms_top_k), num_priors)
     det = int(max_detections)

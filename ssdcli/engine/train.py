@@ -1,7 +1,8 @@
 """``ssd train``: a plain training loop (``fit`` -> ``train_one_epoch`` -> ``train_step``).
 
-One step: batch to device -> batched matching (``encode_targets`` on the padded ground truths)
--> forward -> MultiBox loss -> backward -> clip -> optimiser and schedule step -> EMA update.
+One step: batch to device -> batched matching (``match`` + ``encode_matched`` on the padded ground
+truths; optional per-object weights) -> forward -> MultiBox loss -> backward -> clip -> optimiser
+and schedule step -> EMA update.
 Everything a resumed run needs (weights, optimiser, schedule, scaler, EMA, iteration, RNG states,
 data position) is in ``last.pt``; the data order depends only on ``(seed, epoch)``, so a run
 resumed mid-epoch skips the consumed batches and ends with the same weights (bit-identical on CPU).
@@ -17,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from rich.console import Console
+from torch import Tensor
 
 from ssdcli.config import Recipe, dump_recipe
 from ssdcli.engine import trainsetup, trainstate
 from ssdcli.engine.distributed import all_reduce_sum, barrier, broadcast_flag
 from ssdcli.engine.runlog import plot_run_curves, run_summary
 from ssdcli.errors import SsdError
-from ssdcli.matcher import encode_targets
+from ssdcli.matcher import encode_matched, match, object_balance_weights
 
 if TYPE_CHECKING:
     from ssdcli.engine.trainsetup import TrainContext
@@ -71,18 +73,26 @@ def train_step(ctx: TrainContext, batch: Any) -> tuple[float, float, bool]:
     device = ctx.device
     images_BCHW = batch.images_BCHW.to(device, non_blocking=True)
     images_BCHW = images_BCHW.contiguous(memory_format=torch.channels_last)  # as the model
-    with torch.no_grad():
-        labels_BP, target_deltas_BP4 = encode_targets(
-            batch.gt_boxes_BG4.to(device, non_blocking=True),
-            batch.gt_labels_BG.to(device, non_blocking=True),
-            batch.gt_mask_BG.to(device, non_blocking=True),
-            ctx.detector.priors_P4,
-            ctx.coder,
-            ctx.recipe.train.match_iou,
-        )
+    gt_boxes_BG4 = batch.gt_boxes_BG4.to(device, non_blocking=True)
+    matched_BP = match(
+        gt_boxes_BG4,
+        batch.gt_mask_BG.to(device, non_blocking=True),
+        ctx.detector.priors_P4,
+        ctx.recipe.train.match_iou,
+    )
+    labels_BP, target_deltas_BP4 = encode_matched(
+        matched_BP,
+        gt_boxes_BG4,
+        batch.gt_labels_BG.to(device, non_blocking=True),
+        ctx.detector.priors_P4,
+        ctx.coder,
+    )
+    positive_weights_BP = _positive_weights(ctx, matched_BP, gt_boxes_BG4.shape[1])
     with ctx.autocast():
         cls_logits_BPK, box_deltas_BP4 = ctx.train_model(images_BCHW)
-    parts = ctx.criterion(cls_logits_BPK, box_deltas_BP4, labels_BP, target_deltas_BP4)
+    parts = ctx.criterion(
+        cls_logits_BPK, box_deltas_BP4, labels_BP, target_deltas_BP4, positive_weights_BP
+    )
 
     # MultiBoxLoss divides by max(N, 1). Summed parts and N are reduced over ranks so that the
     # normalisation uses the global N and the averaged DDP gradient equals one process's.
@@ -115,6 +125,25 @@ def train_step(ctx: TrainContext, batch: Any) -> tuple[float, float, bool]:
     if ctx.ema is not None:
         ctx.ema.update(ctx.model)
     return float(stats[1]) / global_pos, float(stats[2]) / global_pos, bool(stats[4] > 0)
+
+
+def _positive_weights(ctx: TrainContext, matched_BP: Tensor, num_gt: int) -> Tensor | None:
+    """Per-prior weights for ``train.object_balance`` (None when it is 0, SSD's weighting).
+
+    The raw weights ``n ** -p`` are scaled so that they sum to N, the positive count, over the
+    global batch (one all-reduce of two numbers), so the loss keeps its scale and a DDP run
+    weighs its priors exactly as one process would.
+
+    Returns:
+        Tensor[B, P] float32, or None.
+    """
+    power = ctx.recipe.train.object_balance
+    if power == 0:
+        return None
+    weights_BP = object_balance_weights(matched_BP, num_gt, power)
+    sums = torch.stack([(matched_BP >= 0).sum().to(torch.float32), weights_BP.sum()])
+    sums = all_reduce_sum(sums, ctx.info)
+    return weights_BP * (sums[0] / sums[1].clamp(min=1e-12))
 
 
 def _raise_non_finite(ctx: TrainContext, parts: Any) -> None:

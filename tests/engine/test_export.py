@@ -201,7 +201,7 @@ def test_onnx_postprocess_graph_hand_case() -> None:
         ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    add_postprocess(model, priors.numpy(), (0.1, 0.2), 4.0, 0.1, 0.45, 400, 4)
+    add_postprocess(model, priors.numpy(), 3, (0.1, 0.2), 4.0, 0.1, 0.45, 400, 4)
     onnx.checker.check_model(model)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     # Image 2: the first prior becomes background, so the second class-1 box is no longer

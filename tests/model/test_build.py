@@ -141,7 +141,7 @@ def test_freeze_from_recipe_and_batch_norm_stays_in_eval() -> None:
     assert all(p.requires_grad for p in model.cls_head.parameters())
     model.train()
     assert model.training and model.cls_head.training
-    assert not model.backbone.to_s8.conv1.bn.training
+    assert not model.backbone.to_s8.s2d1.conv.bn.training
     assert not model.extras[0].reduce.bn.training
 
 

@@ -9,7 +9,7 @@ from ssdcli.config import Recipe
 from ssdcli.errors import ModelError
 from ssdcli.model import build_detector
 from ssdcli.model.backbone import BackboneOptions
-from ssdcli.model.tiny import tiny
+from ssdcli.model.tiny import SpaceToDepthConv, tiny
 
 
 def _tiny_recipe(size: int, **model) -> Recipe:
@@ -47,3 +47,19 @@ def test_tiny_width_multiplier_scales_channels() -> None:
 def test_tiny_has_no_pretrained_weights() -> None:
     with pytest.raises(ModelError, match="no pretrained weights"):
         tiny(BackboneOptions(weights="imagenet"))
+
+
+def test_space_to_depth_conv_equals_a_six_by_six_stride_four_convolution() -> None:
+    # Unshuffle by 2 then a 3x3/2 conv (padding 1) reads the same pixels as a 6x6/4 conv with
+    # padding 2 whose kernel is the 3x3 kernel's 4 channel groups laid back into 2x2 pixel blocks.
+    torch.manual_seed(0)
+    layer = SpaceToDepthConv(3, 8, stride=4).eval()
+    images = torch.randn(2, 3, 32, 40)
+    ours = layer.conv.conv(layer.unshuffle(images))
+    w = layer.conv.conv.weight.detach()  # [8, 12, 3, 3]; unshuffle channel = c * 4 + dy * 2 + dx
+    big = w.view(8, 3, 2, 2, 3, 3).permute(0, 1, 4, 2, 5, 3).reshape(8, 3, 6, 6)
+    reference = torch.nn.functional.conv2d(images, big, stride=4, padding=2)
+    assert ours.shape == (2, 8, 8, 10)
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="stride 2 or 4"):
+        SpaceToDepthConv(3, 8, stride=8)

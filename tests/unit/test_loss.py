@@ -38,9 +38,10 @@ def test_hand_worked_case() -> None:
 
 
 def reference_loss(
-    logits, deltas, labels, targets, ratio: float
+    logits, deltas, labels, targets, ratio: float, weights=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Straightforward per-image implementation of SSD's loss."""
+    """Straightforward per-image implementation of SSD's loss (``weights``: per-prior weights of
+    the positives' terms, None = 1)."""
     box_sum = logits.new_zeros(())
     cls_sum = logits.new_zeros(())
     total_pos = 0
@@ -48,12 +49,14 @@ def reference_loss(
         pos = labels[b] > 0
         num_pos = int(pos.sum())
         total_pos += num_pos
-        box_sum = box_sum + F.smooth_l1_loss(deltas[b][pos], targets[b][pos], reduction="sum")
+        w = torch.ones(num_pos) if weights is None else weights[b][pos]
+        box_terms = F.smooth_l1_loss(deltas[b][pos], targets[b][pos], reduction="none").sum(1)
+        box_sum = box_sum + (box_terms * w).sum()
         ce = F.cross_entropy(logits[b], labels[b], reduction="none")
         neg_idx = (~pos).nonzero().squeeze(1)
         num_neg = min(int(num_pos * ratio), len(neg_idx))
         order = torch.argsort(ce.detach()[neg_idx], descending=True)[:num_neg]
-        cls_sum = cls_sum + ce[pos].sum() + ce[neg_idx[order]].sum()
+        cls_sum = cls_sum + (ce[pos] * w).sum() + ce[neg_idx[order]].sum()
     n = max(total_pos, 1)
     return box_sum / n, cls_sum / n
 
@@ -85,6 +88,35 @@ def test_matches_per_image_reference_values_and_gradients(ratio: float) -> None:
     torch.testing.assert_close(ours_d.grad, ref_d.grad)
     # The image without positives gets no gradient at all.
     assert not ours_l.grad[2].any()
+
+
+def test_positive_weights_match_reference_and_ones_change_nothing() -> None:
+    gen = torch.Generator().manual_seed(1)
+    batch, num_p, num_k = 3, 40, 5
+    labels = torch.zeros(batch, num_p, dtype=torch.long)
+    labels[0, :5] = 2
+    labels[1, 7:9] = torch.tensor([1, 4])
+    labels[2, 39] = 3
+    logits = torch.randn(batch, num_p, num_k, generator=gen) * 2
+    deltas = torch.randn(batch, num_p, 4, generator=gen)
+    targets = torch.randn(batch, num_p, 4, generator=gen)
+    weights = torch.rand(batch, num_p, generator=gen) * 3 * (labels > 0)
+
+    ours_l, ours_d = logits.clone().requires_grad_(), deltas.clone().requires_grad_()
+    parts = MultiBoxLoss(3.0)(ours_l, ours_d, labels, targets, weights)
+    parts.total.backward()
+    ref_l, ref_d = logits.clone().requires_grad_(), deltas.clone().requires_grad_()
+    ref_box, ref_cls = reference_loss(ref_l, ref_d, labels, targets, 3.0, weights)
+    (ref_box + ref_cls).backward()
+    torch.testing.assert_close(parts.box, ref_box)
+    torch.testing.assert_close(parts.cls, ref_cls)
+    torch.testing.assert_close(ours_l.grad, ref_l.grad)
+    torch.testing.assert_close(ours_d.grad, ref_d.grad)
+
+    unweighted = MultiBoxLoss(3.0)(logits, deltas, labels, targets)
+    ones = MultiBoxLoss(3.0)(logits, deltas, labels, targets, (labels > 0).float())
+    torch.testing.assert_close(ones.total, unweighted.total)
+    assert not torch.allclose(parts.total, unweighted.total)
 
 
 def test_zero_positives_is_finite_zero() -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ssdcli import matcher
 from ssdcli.boxes import BoxCoder, cxcywh_to_xyxy, xyxy_to_cxcywh
-from ssdcli.matcher import encode_targets, match
+from ssdcli.matcher import encode_matched, encode_targets, match, object_balance_weights
 
 
 @contextmanager
@@ -220,3 +220,56 @@ def test_chunked_matching_equals_single_chunk_on_ssd300_priors() -> None:
         chunked = match(gts, mask, priors, 0.5)
     assert torch.equal(whole, chunked)
     assert (whole >= 0).sum() > int(mask.sum())  # some threshold matches beyond forced ones
+
+
+def test_object_balance_weights_hand_case() -> None:
+    # Image 0: ground truth 0 has priors 0 and 1, ground truth 1 has prior 2; image 1: slot 0
+    # has prior 1. Slot 1 of image 1 is padding (matches nothing).
+    matched = torch.tensor([[0, 0, 1, -1], [-1, 0, -1, -1]])
+    assert torch.equal(
+        object_balance_weights(matched, 2, 1.0),
+        torch.tensor([[0.5, 0.5, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0]]),
+    )
+    assert torch.equal(object_balance_weights(matched, 2, 0.0), (matched >= 0).to(torch.float32))
+    half = object_balance_weights(matched, 2, 0.5)
+    torch.testing.assert_close(half[0, :2], torch.full((2,), 2**-0.5))
+
+
+@given(
+    matched_list=st.lists(
+        st.lists(st.integers(min_value=-1, max_value=3), min_size=6, max_size=6),
+        min_size=1,
+        max_size=3,
+    ),
+    power=st.floats(min_value=0.0, max_value=1.0),
+)
+@settings(max_examples=60, deadline=None)
+def test_object_balance_weights_give_each_object_n_to_one_minus_p(
+    matched_list: list[list[int]], power: float
+) -> None:
+    matched = torch.tensor(matched_list)
+    weights = object_balance_weights(matched, 4, power)
+    assert torch.equal(weights > 0, matched >= 0)
+    for b in range(matched.shape[0]):
+        for g in range(4):
+            mine = matched[b] == g
+            n = int(mine.sum())
+            if n:  # an object's total weight is n * n^-p
+                total = float(weights[b][mine].sum())
+                assert abs(total - n ** (1 - power)) < 1e-5 * n
+
+
+def test_encode_targets_equals_match_then_encode_matched() -> None:
+    gen = torch.Generator().manual_seed(3)
+    xy = torch.rand(2, 3, 2, generator=gen) * 0.6
+    gts = torch.cat([xy, xy + 0.1 + torch.rand(2, 3, 2, generator=gen) * 0.3], dim=2)
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    labels = torch.randint(0, 4, (2, 3), generator=gen)
+    priors = xyxy_to_cxcywh(
+        torch.rand(50, 2, generator=gen).repeat(1, 2) + torch.tensor([-0.1, -0.1, 0.1, 0.1])
+    )
+    coder = BoxCoder()
+    together = encode_targets(gts, labels, mask, priors, coder, 0.4)
+    matched = match(gts, mask, priors, 0.4)
+    apart = encode_matched(matched, gts, labels, priors, coder)
+    assert torch.equal(together[0], apart[0]) and torch.equal(together[1], apart[1])
