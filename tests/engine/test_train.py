@@ -7,6 +7,7 @@ import io
 import os
 import signal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -119,3 +120,23 @@ def test_model_init_starts_from_a_checkpoint(tmp_path: Path) -> None:
     for key, value in a.items():
         if value.dtype.is_floating_point and "running" not in key:
             torch.testing.assert_close(b[key], value, rtol=0, atol=1e-6, msg=key)
+
+
+def test_object_balance_weights_are_normalised_over_the_global_batch(monkeypatch) -> None:
+    # This rank: ground truth 0 matched by priors 0-2, ground truth 1 by prior 3 (N = 4, raw
+    # weights 1/3 x 3 + 1 = 2). Another rank is simulated through the all-reduce: N = 6 there with
+    # raw weights summing to 2 (for example two objects of 3 priors). Global scale = 10 / 4.
+    ctx = SimpleNamespace(
+        recipe=SimpleNamespace(train=SimpleNamespace(object_balance=1.0)), info=None
+    )
+    matched = torch.tensor([[0, 0, 0, 1, -1, -1]])
+    other_rank = torch.tensor([6.0, 2.0])
+    monkeypatch.setattr(train_module, "all_reduce_sum", lambda sums, info: sums + other_rank)
+    weights = train_module._positive_weights(ctx, matched, 2)
+    expected = torch.tensor([[1 / 3, 1 / 3, 1 / 3, 1.0, 0.0, 0.0]]) * (10 / 4)
+    torch.testing.assert_close(weights, expected)
+    # One process: the weights sum to N, so the loss keeps SSD's scale.
+    monkeypatch.setattr(train_module, "all_reduce_sum", lambda sums, info: sums)
+    assert float(train_module._positive_weights(ctx, matched, 2).sum()) == pytest.approx(4.0)
+    ctx.recipe.train.object_balance = 0.0
+    assert train_module._positive_weights(ctx, matched, 2) is None
