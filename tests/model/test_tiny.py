@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ssdcli.config import Recipe
-from ssdcli.errors import ModelError
+from ssdcli.errors import ModelError, RecipeError
 from ssdcli.model import build_detector
 from ssdcli.model.backbone import BackboneOptions
 from ssdcli.model.tiny import SpaceToDepthConv, tiny
@@ -47,6 +47,13 @@ def test_tiny_width_multiplier_scales_channels() -> None:
 def test_tiny_has_no_pretrained_weights() -> None:
     with pytest.raises(ModelError, match="no pretrained weights"):
         tiny(BackboneOptions(weights="imagenet"))
+
+
+def test_tiny_rejects_odd_input_sizes_naming_the_key() -> None:
+    with pytest.raises(
+        RecipeError, match=r"model.size_hw 301x300: .* divisible by 2; use e.g. \[302, 300\]"
+    ):
+        build_detector(_tiny_recipe(300, size_hw=[301, 300]), num_classes=5)
 
 
 def test_space_to_depth_conv_equals_a_six_by_six_stride_four_convolution() -> None:
