@@ -148,6 +148,17 @@ class TinyBackbone(nn.Module):
         return [s8, self.to_s16(s8)]
 
 
+def _space_to_depth_multiple(layers: Sequence[Layer]) -> int:
+    """The input side multiple that every ``s2d`` layer's 2x2 unshuffle needs: twice the stride
+    of the map it reads (1 when there is none)."""
+    multiple, stride_in = 1, 1
+    for kind, _, stride in layers:
+        if kind == "s2d":
+            multiple = max(multiple, 2 * stride_in)
+        stride_in *= stride
+    return multiple
+
+
 def tiny_backbone(options: BackboneOptions, layout: TinyLayout = TINY_LAYOUT) -> Backbone:
     """A :class:`Backbone` for ``layout``; ``options.extra_levels`` overrides the extras count
     (more levels repeat the last extra's channels)."""
@@ -156,13 +167,13 @@ def tiny_backbone(options: BackboneOptions, layout: TinyLayout = TINY_LAYOUT) ->
             "model.backbone_weights: the tiny backbone has no pretrained weights; set it to null "
             "(use model.init to start from an ssdcli checkpoint)"
         )
-    stem_factor = 2 ** sum(1 for kind, _, _ in layout.to_s8 + layout.to_s16 if kind == "s2d")
-    if any(side % stem_factor for side in options.size_hw):
+    multiple = _space_to_depth_multiple(layout.to_s8 + layout.to_s16)
+    if any(side % multiple for side in options.size_hw):
         height, width = options.size_hw
-        up_h, up_w = (-(-side // stem_factor) * stem_factor for side in (height, width))
+        up_h, up_w = (-(-side // multiple) * multiple for side in (height, width))
         raise RecipeError(
             f"model.size_hw {height}x{width}: the tiny backbone's space-to-depth stem needs sides "
-            f"divisible by {stem_factor}; use e.g. [{up_h}, {up_w}]"
+            f"divisible by {multiple}; use e.g. [{up_h}, {up_w}]"
         )
     body = TinyBackbone(layout, options.width)
     count = len(layout.extras) if options.extra_levels is None else options.extra_levels
