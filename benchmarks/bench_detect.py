@@ -55,9 +55,9 @@ import torchvision
 from rich.console import Console
 from rich.table import Table
 
+from ssdcli.checkpoint.file import LoadedDetector
 from ssdcli.config import Recipe, override_recipe
-from ssdcli.engine.checkpoint import LoadedDetector
-from ssdcli.engine.predict import Predictor
+from ssdcli.infer.eager import Predictor
 from ssdcli.model import build_detector
 from ssdcli.model.importers import import_torchvision
 
@@ -100,7 +100,7 @@ def images(count: int, seed: int) -> list[np.ndarray]:
     """Decoded RGB uint8 pictures with shapes on a gradient (``export_verify.synthetic_images``)."""
     import cv2
 
-    from ssdcli.engine.export_verify import synthetic_images
+    from ssdcli.export.verify import synthetic_images
 
     return [
         cv2.resize(im, IMAGE_HW[::-1], interpolation=cv2.INTER_AREA)
@@ -142,9 +142,10 @@ def export_onnx(loaded: LoadedDetector, folder: Path, int8: bool, calibration: l
     """The ``ssd export`` ONNX graph (NMS inside, dynamic batch), float32 or int8."""
     import cv2
 
-    from ssdcli.engine.export import finish_onnx, model_info, save_onnx
-    from ssdcli.engine.onnx_graph import network_to_onnx
-    from ssdcli.engine.quantize import quantize_network
+    from ssdcli.export.exporter import model_info
+    from ssdcli.export.onnx_file import finish_onnx, save_onnx
+    from ssdcli.export.onnx_graph import network_to_onnx
+    from ssdcli.export.quantize import quantize_network
 
     info = model_info(loaded, "nms", True, format="onnx", opset=17, int8=int8, half=False)
     network = network_to_onnx(loaded.detector.model, info.size_hw, 17, True)
@@ -271,7 +272,7 @@ def main() -> None:
     predictors["ours eager"] = eager.predict
     with tempfile.TemporaryDirectory(prefix="bench-detect-") as tmp:
         if not args.no_onnx:
-            from ssdcli.engine.runtimes import OnnxPredictor
+            from ssdcli.infer.runtimes import OnnxPredictor
 
             for int8 in (False, True):
                 if int8 and args.no_int8:

@@ -6,7 +6,7 @@ implementations so both see the same machine load. Prints images/s of each and t
 
     .venv/bin/python benchmarks/bench_train.py --batch 8 --steps 4
 
-ssdcli's step is the one ``ssd train`` runs (``ssdcli.engine.train.train_step``'s maths):
+ssdcli's step is the one ``ssd train`` runs (``ssdcli.train.loop.train_step``'s maths):
 batched matching of the padded ground truths on the device, one-pass MultiBox loss with batched
 hard negative mining, channels-last memory layout on CPU. torchvision matches and mines per image
 and resizes inside the model (``GeneralizedRCNNTransform``).

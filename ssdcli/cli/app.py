@@ -18,7 +18,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from ssdcli import __version__
-from ssdcli.cli import detect, eval_cmd, export, inspect_priors, prepare_data, train
+from ssdcli.cli import detect, evaluate, export, inspect_priors, prepare_data, train
 from ssdcli.errors import SsdError
 
 err_console = Console(stderr=True, soft_wrap=True)
@@ -75,7 +75,7 @@ app.callback()(_root)
 app.command("inspect-priors")(inspect_priors.inspect_priors)
 app.command("prepare-data")(prepare_data.prepare_data)
 app.command("train")(train.train_command)
-app.command("eval")(eval_cmd.eval_command)
+app.command("eval")(evaluate.eval_command)
 app.command("detect")(detect.detect_command)
 app.command("export")(export.export_command)
 

@@ -20,7 +20,7 @@ from ssdcli.cli.common import console, err_console
 from ssdcli.errors import UsageError
 
 if TYPE_CHECKING:
-    from ssdcli.engine.detect import DetectSummary, FrameResult
+    from ssdcli.detect.run import DetectSummary, FrameResult
 
 MAX_TABLES = 10
 """Up to this many images get a table each; more get one summary table."""
@@ -69,9 +69,9 @@ def detect_command(
 
     Exit code 1 when any input could not be read (each is named on one line; the rest is done).
     """
-    from ssdcli.engine.detect import count_frames, run_detect, unique_run_dir
-    from ssdcli.engine.predict import find_default_model, open_predictor
-    from ssdcli.engine.sources import expand_sources
+    from ssdcli.data.sources import expand_sources
+    from ssdcli.detect.run import count_frames, run_detect, unique_run_dir
+    from ssdcli.infer.open import find_default_model, open_predictor
 
     model_path = model if model is not None else find_default_model("runs")
     torch_device = _device(device)

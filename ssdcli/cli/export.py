@@ -56,7 +56,7 @@ def export_command(
     ] = 64,
 ) -> None:
     """Export a checkpoint to ONNX or TorchScript and verify the file against the checkpoint."""
-    from ssdcli.engine.export import export_model
+    from ssdcli.export.exporter import export_model
 
     def log(message: str) -> None:
         err_console.print(escape(message), highlight=False, soft_wrap=True)

@@ -235,7 +235,7 @@ def inspect_priors(
     path = draw_priors(out, size_hw, groups, image_rgb=image_rgb, title=title)
     console.print(f"wrote {path}", markup=False, soft_wrap=True)
     if data is not None:
-        from ssdcli.engine.coverage import report_coverage
+        from ssdcli.inspect.coverage import report_coverage
 
         coverage_png = out.with_name(f"{out.stem}_coverage.png")
         report_coverage(

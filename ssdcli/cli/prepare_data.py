@@ -129,8 +129,8 @@ def prepare_data(
 
 
 def _write_preview(manifest: Manifest, path: Path, split: str | None, seed: int) -> None:
-    from ssdcli.data.preview import preview_grid
     from ssdcli.viz.draw import save_image_rgb
+    from ssdcli.viz.preview import preview_grid
 
     if split is None:
         known = [s for s in ("trainval", "train") if s in manifest.splits]

@@ -61,7 +61,7 @@ def train_command(
     # an idle machine but slows small-kernel CPU training several-fold when cores are shared
     # (loader workers, other jobs). An explicit OMP_WAIT_POLICY in the environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from ssdcli.engine.train import fit
+    from ssdcli.train.loop import fit
 
     try:
         result = fit(

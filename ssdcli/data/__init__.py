@@ -39,7 +39,6 @@ _EXPORTS = {
     "collate": "collate",
     "build_dataset": "loader",
     "build_loader": "loader",
-    "build_data_loader": "loader",
 }
 __all__ = sorted(_EXPORTS)
 

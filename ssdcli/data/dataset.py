@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from ssdcli.data.images import read_image_rgb
 from ssdcli.data.records import Manifest, Record
 from ssdcli.data.transforms import AugmentSettings, augment_ssd, normalize_image, preprocess_image
 from ssdcli.errors import DataError
+
+if TYPE_CHECKING:
+    from ssdcli.config import InputConfig
 
 log = logging.getLogger(__name__)
 MAX_REPLACEMENTS = 10
@@ -60,10 +63,10 @@ class DetectionDataset(Dataset):
         manifest: Manifest,
         split: str,
         size_hw: Sequence[int],
-        input_cfg: Any,
+        input_cfg: InputConfig,
         *,
         train: bool = False,
-        augment: Any = None,
+        augment: AugmentSettings | None = None,
         include_difficult: bool = False,
         seed: int = 0,
     ) -> None:

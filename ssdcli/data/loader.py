@@ -9,7 +9,7 @@ is a permutation drawn from ``(seed, e)`` alone, so a resumed run can replay it 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,6 +19,9 @@ from ssdcli.data.collate import collate
 from ssdcli.data.dataset import DetectionDataset
 from ssdcli.data.records import Manifest
 from ssdcli.data.transforms import AugmentSettings
+
+if TYPE_CHECKING:
+    from ssdcli.config import DataConfig, InputConfig
 
 
 class EpochSampler(Sampler[int]):
@@ -102,8 +105,8 @@ def build_loader(
 def build_dataset(
     manifest: Manifest,
     split: str,
-    data_cfg: Any,
-    input_cfg: Any,
+    data_cfg: DataConfig,
+    input_cfg: InputConfig,
     size_hw: tuple[int, int],
     *,
     train: bool,
@@ -119,33 +122,4 @@ def build_dataset(
         augment=AugmentSettings.from_config(data_cfg.augment),
         include_difficult=data_cfg.include_difficult,
         seed=seed,
-    )
-
-
-def build_data_loader(
-    dataset: DetectionDataset,
-    data_cfg: Any,
-    *,
-    train: bool,
-    seed: int = 0,
-    batch_size: int | None = None,
-    num_replicas: int = 1,
-    rank: int = 0,
-) -> DataLoader:
-    """:func:`build_loader` with the recipe's ``data`` settings.
-
-    ``batch_size`` defaults to ``data_cfg.batch_size`` (the global batch per step), divided
-    among ``num_replicas`` processes.
-    """
-    total = batch_size if batch_size is not None else data_cfg.batch_size
-    return build_loader(
-        dataset,
-        max(1, total // num_replicas),
-        train=train,
-        seed=seed,
-        workers=data_cfg.workers,
-        persistent_workers=data_cfg.persistent_workers,
-        pin_memory=data_cfg.pin_memory,
-        num_replicas=num_replicas,
-        rank=rank,
     )

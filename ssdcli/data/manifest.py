@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from ssdcli.data.synthetic import ensure_synthetic
 from ssdcli.data.voc import read_voc
 from ssdcli.data.yolo import read_yolo
 from ssdcli.errors import DataError
+
+if TYPE_CHECKING:
+    from ssdcli.config import DataConfig
 
 READERS = {"voc": read_voc, "coco": read_coco, "yolo": read_yolo}
 
@@ -55,7 +58,7 @@ def prepare_synthetic(out: str | Path, images: int, size: int, seed: int) -> Man
     return manifest
 
 
-def build_manifest(data_cfg: Any) -> Manifest:
+def build_manifest(data_cfg: DataConfig) -> Manifest:
     """The manifest that a recipe's ``data`` section describes.
 
     Args:

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from ssdcli.config import AugmentConfig
 
 # Minimum IoU of the crop with some object; None keeps the whole image (SSD paper, section 2.2).
 CROP_OPTIONS = (None, 0.0, 0.1, 0.3, 0.5, 0.7, 0.9)
@@ -39,7 +42,7 @@ class AugmentSettings:
     hflip: bool = True
 
     @classmethod
-    def from_config(cls, cfg: Any) -> AugmentSettings:
+    def from_config(cls, cfg: AugmentConfig) -> AugmentSettings:
         """From the recipe's ``data.augment`` (or any object with these attributes)."""
         return cls(**{name: getattr(cfg, name) for name in cls.__dataclass_fields__})
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from ssdcli.engine.metrics import PRCurve
+    from ssdcli.metrics.voc import PRCurve
 
 Columns = Mapping[str, Sequence[Any]]
 
@@ -50,7 +50,7 @@ def plot_pr_curves(
     integrates), titled with the class name and, when given, its AP.
 
     Args:
-        curves: C curves (``ssdcli.engine.metrics.voc_pr_curves``), index = label.
+        curves: C curves (``ssdcli.metrics.voc.voc_pr_curves``), index = label.
         class_names: C names.
         out_png: file to write (folders created).
         aps: C values shown in the titles (NaN: class without ground truth).

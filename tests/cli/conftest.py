@@ -12,8 +12,8 @@ def _save_tiny_checkpoint(path: Path, class_names: list[str], seed: int) -> Path
     """An untrained tiny detector (128 x 128 input, width 0.25) saved as an ssdcli checkpoint."""
     import torch
 
+    from ssdcli.checkpoint.file import make_payload, save_checkpoint
     from ssdcli.config import load_recipe, recipe_to_dict
-    from ssdcli.engine.checkpoint import make_payload, save_checkpoint
     from ssdcli.model import build_detector
 
     overrides = ["model.backbone=tiny", "model.size_hw=[128,128]", "model.width=0.25"]

@@ -63,14 +63,14 @@ def test_existing_name_needs_resume(tiny_yaml: Path) -> None:
 
 
 def test_ctrl_c_exits_130_and_resume_finishes(tiny_yaml: Path, monkeypatch) -> None:
-    from ssdcli.engine import train as train_module
+    from ssdcli.train import loop as train_module
 
     real_step = train_module.train_step
 
-    def interrupting_step(ctx, batch):
-        if ctx.iteration == 1:
+    def interrupting_step(parts, state, batch):
+        if state.iteration == 1:
             os.kill(os.getpid(), signal.SIGINT)
-        return real_step(ctx, batch)
+        return real_step(parts, state, batch)
 
     with monkeypatch.context() as patch:
         patch.setattr(train_module, "train_step", interrupting_step)

@@ -18,9 +18,9 @@ from torchvision.models.detection import ssd300_vgg16, ssdlite320_mobilenet_v3_l
 from torchvision.models.detection.image_list import ImageList
 
 from ssdcli.boxes import BoxCoder
+from ssdcli.checkpoint.file import read_weights_file
 from ssdcli.config import Recipe, override_recipe
 from ssdcli.data.transforms import preprocess_image
-from ssdcli.engine.checkpoint import read_weights_file
 from ssdcli.model import build_detector
 from ssdcli.model.importers import detect_format, import_torchvision, torchvision_arch
 from ssdcli.postprocess import PostProcessor

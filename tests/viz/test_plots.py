@@ -6,7 +6,7 @@ import struct
 
 import numpy as np
 
-from ssdcli.engine.metrics import PRCurve
+from ssdcli.metrics.voc import PRCurve
 from ssdcli.viz.plots import plot_curves, plot_pr_curves, read_columns
 
 

@@ -1,0 +1,245 @@
+"""``ssd export``: a checkpoint -> an ONNX or TorchScript file that verifies itself.
+
+Two forms in both formats (see :mod:`ssdcli.export.onnx_graph` and
+:mod:`ssdcli.export.torchscript`):
+``nms`` (decoding, score threshold, per-class NMS and top-k inside; outputs boxes, scores, labels,
+count per image) and ``raw`` (head outputs plus the priors). The model description (class names,
+input size, mean/std, channel order, prior settings, post-processing) is stored in the file.
+
+The file is written under a temporary name next to the destination, run with ONNX Runtime (or
+loaded back with ``torch.jit.load``) on sample images and compared with the eager checkpoint; only
+an export within tolerance is renamed to its final name. ``int8`` adds static quantization
+(:mod:`ssdcli.export.quantize`) and compares the float and int8 mAP@0.5 on a manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ssdcli import __version__
+from ssdcli.errors import ExportError, UsageError
+from ssdcli.export.onnx_file import finish_onnx, save_onnx
+from ssdcli.export.verify import FLOAT16, FLOAT32, VerifyReport, sample_images, verify_export
+from ssdcli.infer.model_info import ModelInfo
+from ssdcli.infer.runtimes import require
+
+if TYPE_CHECKING:
+    from ssdcli.checkpoint.file import LoadedDetector
+    from ssdcli.export.quantize import Int8Report
+
+MIN_OPSET = 17
+FORMATS = ("onnx", "torchscript")
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript"}
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_model` wrote and measured.
+
+    Attributes:
+        path: the written file.
+        fmt: ``"onnx"`` or ``"torchscript"``; form: ``"nms"`` or ``"raw"``.
+        size_bytes: file size.
+        verify: eager vs exported comparison (of the float export when ``int8``).
+        int8: float vs int8 accuracy on the calibration manifest, when quantized.
+    """
+
+    path: Path
+    fmt: str
+    form: str
+    size_bytes: int
+    verify: VerifyReport
+    int8: Int8Report | None = None
+
+
+def default_output(checkpoint: Path, fmt: str, with_nms: bool, int8: bool) -> Path:
+    """``runs/x/best.pt`` -> ``runs/x/best.onnx`` (or ``best-raw``, ``.int8``, ``.torchscript``)."""
+    stem = checkpoint.name.removesuffix(".pt").removesuffix(".pth")
+    stem += "" if with_nms else "-raw"
+    stem += ".int8" if int8 else ""
+    return checkpoint.with_name(stem + SUFFIXES[fmt])
+
+
+def model_info(loaded: LoadedDetector, form: str, dynamic_batch: bool, **extra: Any) -> ModelInfo:
+    """The description stored in an exported file."""
+    from ssdcli.boxes import BoxCoder
+    from ssdcli.priors import describe
+
+    recipe = loaded.recipe
+    detector = loaded.detector
+    return ModelInfo(
+        class_names=list(loaded.class_names),
+        size_hw=tuple(recipe.model.size_hw),
+        mean=tuple(recipe.model.input.mean),
+        std=tuple(recipe.model.input.std),
+        channel_order=recipe.model.input.channel_order,
+        category_ids=loaded.category_ids,
+        form=form,
+        fixed_batch=None if dynamic_batch else 1,
+        postprocess=recipe.postprocess.model_dump(),
+        extra={
+            "ssdcli_version": __version__,
+            "variances": list(recipe.priors.variances),
+            "max_log_scale": BoxCoder().max_log_scale,
+            "priors": recipe.priors.model_dump(mode="json"),
+            "levels": describe(detector.levels, detector.size_hw),
+            "num_priors": int(detector.priors_P4.shape[0]),
+            "backbone": recipe.model.backbone,
+            "input": "images: float32 [B, 3, H, W], (pixel - mean) / std in channel_order",
+            "box_format": "xyxy normalised to [0, 1] of the input image",
+            **extra,
+        },
+    )
+
+
+def export_model(
+    checkpoint: str | Path,
+    out: str | Path | None = None,
+    fmt: str | None = None,
+    with_nms: bool | None = None,
+    dynamic_batch: bool | None = None,
+    opset: int | None = None,
+    half: bool = False,
+    int8: bool = False,
+    calibration: str | Path | None = None,
+    calibration_images: int = 64,
+    log: Callable[[str], None] = lambda message: None,
+) -> ExportResult:
+    """Export a checkpoint and verify the file.
+
+    Args:
+        checkpoint: an ssdcli checkpoint.
+        out: destination; None = next to the checkpoint (:func:`default_output`).
+        fmt, with_nms, dynamic_batch, opset: None = the checkpoint recipe's ``export`` section.
+        half: run the network in float16 (input and outputs stay float32).
+        int8: ONNX static quantization calibrated on ``calibration`` (a manifest.json).
+        calibration_images: images of the manifest used for calibration.
+        log: receives one line per step.
+
+    Raises:
+        UsageError: incompatible options (int8 without a manifest or with TorchScript, opset < 17).
+        ExportError: missing onnx/onnxruntime, a failing export, or a file outside tolerance (the
+            file is removed).
+    """
+    from ssdcli.checkpoint.file import load_detector
+
+    checkpoint = Path(checkpoint)
+    loaded = load_detector(checkpoint, device="cpu")
+    cfg = loaded.recipe.export
+    fmt = fmt or cfg.format
+    with_nms = cfg.with_nms if with_nms is None else with_nms
+    dynamic_batch = cfg.dynamic_batch if dynamic_batch is None else dynamic_batch
+    opset = int(opset or max(cfg.opset, MIN_OPSET))
+    _check_options(fmt, opset, half, int8, calibration)
+    if fmt == "onnx":
+        require("onnx")
+        require("onnxruntime")
+    target = Path(out) if out is not None else default_output(checkpoint, fmt, with_nms, int8)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    form = "nms" if with_nms else "raw"
+    extra = {"format": fmt, "half": half, "int8": False, "checkpoint": checkpoint.name}
+    if fmt == "onnx":
+        extra["opset"] = opset
+    info = model_info(loaded, form, dynamic_batch, **extra)
+    if int8:
+        from ssdcli.export.quantize import load_calibration
+
+        load_calibration(Path(calibration), info.class_names)  # fail early on a wrong manifest
+    images = sample_images(calibration or _recipe_manifest(loaded))
+    float_tmp = _temp_path(target, "float" if int8 else "export")
+    try:
+        log(f"exporting {checkpoint} to {fmt} ({form}{', float16' if half else ''})")
+        _write(loaded, info, float_tmp, fmt, opset, dynamic_batch, half)
+        report = verify_export(
+            loaded, float_tmp, images, dynamic_batch, FLOAT16 if half else FLOAT32
+        )
+        log(f"verified against eager PyTorch: {report.summary()}")
+        if not report.passed:
+            raise ExportError(
+                f"the exported {fmt} model differs from the checkpoint beyond tolerance "
+                f"({report.summary()}); the file was removed. Try another --opset, or without "
+                "--half; report the problem if it persists"
+            )
+        int8_report = None
+        if int8:
+            from ssdcli.export.quantize import export_int8
+
+            int8_tmp = _temp_path(target, "int8")
+            try:
+                info.extra["int8"] = True
+                int8_report = export_int8(
+                    loaded, info, float_tmp, int8_tmp, Path(calibration), calibration_images, log
+                )
+                os.replace(int8_tmp, target)
+            finally:
+                _remove(int8_tmp)
+        else:
+            os.replace(float_tmp, target)
+    finally:
+        _remove(float_tmp)
+    return ExportResult(target, fmt, form, target.stat().st_size, report, int8_report)
+
+
+def _recipe_manifest(loaded: LoadedDetector) -> Path | None:
+    """The manifest of the checkpoint's training data, when it is on this machine."""
+    data = loaded.recipe.data
+    for candidate in (data.manifest, Path(data.root) / "manifest.json"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def _check_options(fmt: str, opset: int, half: bool, int8: bool, calibration: Any) -> None:
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if fmt == "onnx" and opset < MIN_OPSET:
+        raise UsageError(f"--opset {opset}: exports need opset {MIN_OPSET} or newer")
+    if int8 and fmt != "onnx":
+        raise UsageError("--int8 quantizes ONNX exports only; use --format onnx")
+    if int8 and half:
+        raise UsageError("--int8 and --half exclude each other; choose one")
+    if int8 and calibration is None:
+        raise UsageError("--int8 needs --calibration MANIFEST (a manifest.json of your data)")
+    if calibration is not None and not Path(calibration).exists():
+        raise UsageError(f"--calibration {calibration}: no such manifest file")
+
+
+def _temp_path(target: Path, tag: str) -> Path:
+    return target.with_name(f".{target.name}.{tag}-{os.getpid()}.tmp")
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _write(
+    loaded: LoadedDetector,
+    info: ModelInfo,
+    path: Path,
+    fmt: str,
+    opset: int,
+    dynamic_batch: bool,
+    half: bool,
+) -> None:
+    try:
+        if fmt == "onnx":
+            from ssdcli.export.onnx_graph import network_to_onnx
+
+            proto = network_to_onnx(loaded.detector.model, info.size_hw, opset, dynamic_batch, half)
+            save_onnx(finish_onnx(proto, loaded, info), path)
+        else:
+            from ssdcli.export.torchscript import write_torchscript
+
+            write_torchscript(loaded, info, path, dynamic_batch, half)
+    except (ExportError, UsageError):
+        raise
+    except Exception as error:  # exporters raise many types; name the step and the cause
+        raise ExportError(
+            f"{fmt} export failed: {type(error).__name__}: {str(error).splitlines()[0]}"
+        ) from error

@@ -1,0 +1,127 @@
+"""Inference with an ssdcli detector in eager PyTorch (from a checkpoint, or built in memory).
+
+The batch is preprocessed with the shared ``preprocess_image``, run through the network and
+post-processed at once (decode + batched NMS); one :class:`~ssdcli.postprocess.Detections` per
+image, in pixels of the original image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ssdcli.infer.base import BasePredictor
+from ssdcli.infer.model_info import ModelInfo
+
+if TYPE_CHECKING:
+    import torch
+
+    from ssdcli.config import Recipe
+    from ssdcli.model import Detector
+    from ssdcli.postprocess import Detections
+
+
+class Predictor(BasePredictor):
+    """An ssdcli detector run in eager PyTorch.
+
+    Args:
+        detector: network (eval mode) and priors.
+        recipe: the detector's recipe (input normalisation, size, post-processing defaults).
+        device: where to run (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``).
+        class_names: label names; default ``class0..``.
+        category_ids: data-set ids per label, kept for COCO output.
+        score_threshold, nms_iou, max_detections: None = the recipe's ``postprocess`` values.
+        batch_size: images per forward pass.
+        classes: keep only these labels (0..C-1).
+        optimize: run a copy made by ``ssdcli.model.inference.optimize_for_inference``
+            (channels-last; on the CPU also folded batch norms and fused conv + activation,
+            measured faster by ``benchmarks/bench_infer.py``); same outputs within float32
+            rounding.
+    """
+
+    def __init__(
+        self,
+        detector: Detector,
+        recipe: Recipe,
+        device: str | torch.device = "cpu",
+        *,
+        class_names: Sequence[str] | None = None,
+        category_ids: Sequence[int] | None = None,
+        score_threshold: float | None = None,
+        nms_iou: float | None = None,
+        max_detections: int | None = None,
+        batch_size: int = 8,
+        classes: Sequence[int] | None = None,
+        optimize: bool = True,
+    ) -> None:
+        import torch
+
+        from ssdcli.boxes import BoxCoder
+        from ssdcli.postprocess import PostProcessor
+
+        pp = recipe.postprocess
+        num_classes = int(detector.model.num_classes)
+        names = list(class_names) if class_names is not None else None
+        info = ModelInfo(
+            class_names=names or [f"class{i}" for i in range(num_classes)],
+            size_hw=tuple(recipe.model.size_hw),
+            mean=tuple(recipe.model.input.mean),
+            std=tuple(recipe.model.input.std),
+            channel_order=recipe.model.input.channel_order,
+            category_ids=None if category_ids is None else [int(i) for i in category_ids],
+            postprocess=pp.model_dump(),
+        )
+        super().__init__(
+            info,
+            pp.score_threshold if score_threshold is None else score_threshold,
+            pp.nms_iou if nms_iou is None else nms_iou,
+            pp.max_detections if max_detections is None else max_detections,
+            batch_size,
+            classes,
+        )
+        self.device = torch.device(device)
+        self.detector = detector
+        self.model = detector.model.to(self.device).eval()
+        if optimize:
+            from ssdcli.model.inference import optimize_for_inference
+
+            self.model = optimize_for_inference(self.model, self.device)
+        self.postprocessor = PostProcessor(
+            detector.priors_P4.to(self.device),
+            BoxCoder(tuple(recipe.priors.variances)),
+            score_threshold=self.score_threshold,
+            nms_iou=self.nms_iou,
+            max_detections=self.max_detections,
+            pre_nms_top_k=pp.pre_nms_top_k,
+        )
+
+    def raw_outputs(self, batch_BCHW: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cls_logits_BPK, box_deltas_BP4)`` float32 for a preprocessed batch."""
+        import torch
+
+        with torch.inference_mode():
+            images = torch.from_numpy(batch_BCHW).to(self.device)
+            cls_logits_BPK, box_deltas_BP4 = self.model(images)
+        return cls_logits_BPK.float(), box_deltas_BP4.float()
+
+    def _forward(self, batch_BCHW: np.ndarray, sizes_hw: list[tuple[int, int]]) -> list[Detections]:
+        import torch
+
+        cls_logits_BPK, box_deltas_BP4 = self.raw_outputs(batch_BCHW)
+        self.postprocessor.max_detections = self._post_limit()
+        with torch.inference_mode():
+            return [
+                _to_cpu(d) for d in self.postprocessor(cls_logits_BPK, box_deltas_BP4, sizes_hw)
+            ]
+
+
+def _to_cpu(detections: Detections) -> Detections:
+    from ssdcli.postprocess import Detections
+
+    if detections.boxes_D4.device.type == "cpu":
+        return detections
+    return Detections(
+        detections.boxes_D4.cpu(), detections.scores_D.cpu(), detections.labels_D.cpu()
+    )

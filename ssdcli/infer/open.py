@@ -1,0 +1,110 @@
+"""Opening a model file: its format read from the file, the predictor that runs it, the default
+model of a runs folder.
+
+Formats: an ssdcli checkpoint (eager PyTorch), an exported ONNX file (ONNX Runtime) or an
+exported TorchScript file.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from ssdcli.errors import CheckpointError, UsageError
+from ssdcli.infer.base import BasePredictor
+from ssdcli.infer.eager import Predictor
+
+
+def model_format(path: str | Path) -> str:
+    """``"onnx"``, ``"torchscript"`` or ``"checkpoint"``, from the file's contents.
+
+    Raises:
+        CheckpointError: the file is missing or none of the three.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model file {path} does not exist; check the path")
+    with path.open("rb") as file:
+        head = file.read(4)
+    if head[:2] != b"PK":  # torch.save and torch.jit.save both write zip archives
+        if path.suffix.lower() == ".onnx" or head[:1] == b"\x08":  # protobuf field 1 (ir_version)
+            return "onnx"
+        raise CheckpointError(
+            f"{path} is not an ssdcli checkpoint, ONNX or TorchScript file; "
+            "pass a runs/<name>/best.pt or a file written by `ssd export`"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile as error:
+        raise CheckpointError(f"{path} is truncated or corrupt ({error}); re-create it") from error
+    if any(name.endswith("/constants.pkl") or "/code/" in name for name in names):
+        return "torchscript"
+    return "checkpoint"
+
+
+def find_default_model(runs_dir: str | Path = "runs") -> Path:
+    """The most recently written ``runs/*/best.pt``.
+
+    Raises:
+        UsageError: none exists (the message says how to train one or pass ``--model``).
+    """
+    candidates = [p for p in Path(runs_dir).glob("*/best.pt") if p.is_file()]
+    if not candidates:
+        raise UsageError(
+            f"no trained model found (no {Path(runs_dir) / '*' / 'best.pt'}); train one with "
+            "`ssd train` or pass --model FILE (a checkpoint, .onnx or TorchScript file)"
+        )
+    return max(candidates, key=lambda p: p.stat().st_mtime)
+
+
+def open_predictor(
+    path: str | Path,
+    device: str = "cpu",
+    score_threshold: float | None = None,
+    nms_iou: float | None = None,
+    max_detections: int | None = None,
+    batch_size: int = 8,
+    classes: Sequence[int] | None = None,
+) -> BasePredictor:
+    """A predictor for a checkpoint, ONNX or TorchScript file (format read from the file).
+
+    Args:
+        path: the model file.
+        device: torch device for checkpoints and TorchScript; ONNX Runtime uses CUDA when the
+            device is a GPU and the CUDA provider is installed, else the CPU.
+        score_threshold, nms_iou, max_detections: None = the model's own settings.
+        batch_size: images per forward pass (models exported with a fixed batch use theirs).
+        classes: keep only these labels.
+
+    Raises:
+        CheckpointError: the file cannot be read.
+    """
+    options = {
+        "score_threshold": score_threshold,
+        "nms_iou": nms_iou,
+        "max_detections": max_detections,
+        "batch_size": batch_size,
+        "classes": classes,
+    }
+    fmt = model_format(path)
+    if fmt == "onnx":
+        from ssdcli.infer.runtimes import OnnxPredictor
+
+        return OnnxPredictor(path, device=device, **options)
+    if fmt == "torchscript":
+        from ssdcli.infer.runtimes import TorchScriptPredictor
+
+        return TorchScriptPredictor(path, device=device, **options)
+    from ssdcli.checkpoint.file import load_detector
+
+    loaded = load_detector(path, device=device)
+    return Predictor(
+        loaded.detector,
+        loaded.recipe,
+        device,
+        class_names=loaded.class_names,
+        category_ids=loaded.category_ids,
+        **options,
+    )

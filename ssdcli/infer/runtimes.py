@@ -1,0 +1,258 @@
+"""Predictors for exported files: ONNX (run with ONNX Runtime) and TorchScript.
+
+Both read the model description that ``ssd export`` stored in the file (class names, input size,
+normalisation, form) and plug into :class:`~ssdcli.infer.eager.BasePredictor`, so they take the
+same images and return the same :class:`~ssdcli.postprocess.Detections` as the checkpoint.
+
+* ``"nms"`` files return padded detections; this module scales them to pixels of each original
+  image and applies the caller's (stricter) score threshold and detection limit. The NMS IoU of such
+  a file is fixed at export time.
+* ``"raw"`` files return head outputs and priors; the batch is post-processed here with
+  :class:`~ssdcli.postprocess.PostProcessor`, with the caller's settings.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ssdcli.errors import CheckpointError, ExportError
+from ssdcli.infer.base import BasePredictor
+from ssdcli.infer.model_info import METADATA_KEY, ModelInfo, info_from_metadata
+
+if TYPE_CHECKING:
+    from ssdcli.postprocess import Detections
+
+
+def require(module: str) -> ModuleType:
+    """Import an optional dependency of export/ONNX inference, or explain how to install it.
+
+    Raises:
+        ExportError: the module is not installed.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ExportError(
+            f"this needs the optional package {module.split('.')[0]!r}, which is not installed "
+            f"({error}); install it with `pip install ssdcli[export]`"
+        ) from error
+
+
+class _ExportedPredictor(BasePredictor):
+    """Shared construction and output handling of exported files."""
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        score_threshold: float | None,
+        nms_iou: float | None,
+        max_detections: int | None,
+        batch_size: int,
+        classes: Sequence[int] | None,
+    ) -> None:
+        pp = info.postprocess
+        self.notes: list[str] = []
+        if info.form == "nms":
+            baked_thr, baked_iou = float(pp["score_threshold"]), float(pp["nms_iou"])
+            if score_threshold is not None and score_threshold < baked_thr:
+                self.notes.append(
+                    f"this model keeps scores above {baked_thr:g} (set at export); "
+                    f"--threshold {score_threshold:g} acts as {baked_thr:g}"
+                )
+            if nms_iou is not None and abs(nms_iou - baked_iou) > 1e-9:
+                self.notes.append(
+                    f"this model's NMS IoU is {baked_iou:g} (set at export); --nms-iou is ignored"
+                )
+            nms_iou = baked_iou
+            if max_detections is not None and max_detections > int(pp["max_detections"]):
+                max_detections = int(pp["max_detections"])
+        super().__init__(
+            info,
+            pp.get("score_threshold", 0.01) if score_threshold is None else score_threshold,
+            pp.get("nms_iou", 0.45) if nms_iou is None else nms_iou,
+            pp.get("max_detections", 200) if max_detections is None else max_detections,
+            batch_size,
+            classes,
+        )
+        self._postprocessor: Any = None
+
+    def _run(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def _forward(self, batch_BCHW: np.ndarray, sizes_hw: list[tuple[int, int]]) -> list[Detections]:
+        n = batch_BCHW.shape[0]
+        fixed = self.info.fixed_batch
+        if fixed is not None and n < fixed:  # pad the last chunk to the model's fixed batch
+            fill = np.zeros((fixed - n, *batch_BCHW.shape[1:]), dtype=batch_BCHW.dtype)
+            batch_BCHW = np.concatenate([batch_BCHW, fill])
+        outputs = self._run(batch_BCHW)
+        if self.info.form == "nms":
+            return self._from_padded(*(o[:n] for o in outputs), sizes_hw)
+        return self._from_raw(outputs[0][:n], outputs[1][:n], outputs[2], sizes_hw)
+
+    def _from_padded(
+        self,
+        boxes_BD4: np.ndarray,
+        scores_BD: np.ndarray,
+        labels_BD: np.ndarray,
+        count_B: np.ndarray,
+        sizes_hw: list[tuple[int, int]],
+    ) -> list[Detections]:
+        import torch
+
+        from ssdcli.postprocess import Detections
+
+        results = []
+        for b, (height, width) in enumerate(sizes_hw):
+            n = int(count_B[b])
+            scores = scores_BD[b, :n]
+            keep = np.flatnonzero(scores > self.score_threshold)[: self._post_limit()]
+            scale = np.array([width, height, width, height], dtype=np.float32)
+            pixels = np.minimum(np.maximum(boxes_BD4[b, keep] * scale, 0.0), scale)
+            results.append(
+                Detections(
+                    torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)),
+                    torch.from_numpy(np.ascontiguousarray(scores[keep], dtype=np.float32)),
+                    torch.from_numpy(np.ascontiguousarray(labels_BD[b, keep], dtype=np.int64)),
+                )
+            )
+        return results
+
+    def _from_raw(
+        self,
+        cls_logits_BPK: np.ndarray,
+        box_deltas_BP4: np.ndarray,
+        priors_P4: np.ndarray,
+        sizes_hw: list[tuple[int, int]],
+    ) -> list[Detections]:
+        import torch
+
+        from ssdcli.boxes import BoxCoder
+        from ssdcli.postprocess import PostProcessor
+
+        if self._postprocessor is None:
+            pp = self.info.postprocess
+            self._postprocessor = PostProcessor(
+                torch.as_tensor(np.asarray(priors_P4), dtype=torch.float32),
+                BoxCoder(tuple(self.info.extra.get("variances", (0.1, 0.2)))),
+                score_threshold=self.score_threshold,
+                nms_iou=self.nms_iou,
+                max_detections=self.max_detections,
+                pre_nms_top_k=int(pp.get("pre_nms_top_k", 400)),
+            )
+        self._postprocessor.max_detections = self._post_limit()
+        with torch.inference_mode():
+            return self._postprocessor(
+                torch.as_tensor(np.asarray(cls_logits_BPK), dtype=torch.float32),
+                torch.as_tensor(np.asarray(box_deltas_BP4), dtype=torch.float32),
+                sizes_hw,
+            )
+
+
+class OnnxPredictor(_ExportedPredictor):
+    """An ONNX file written by ``ssd export``, run with ONNX Runtime.
+
+    Args:
+        path: the ``.onnx`` file.
+        device: ``"cuda..."`` uses ONNX Runtime's CUDA provider when installed, else the CPU.
+        threads: intra-op threads (0 = ONNX Runtime's default).
+        Others: as :class:`~ssdcli.infer.eager.BasePredictor` (None = the file's settings).
+
+    Raises:
+        ExportError: onnxruntime is not installed.
+        CheckpointError: the file cannot be loaded or has no ssdcli metadata.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        device: str = "cpu",
+        score_threshold: float | None = None,
+        nms_iou: float | None = None,
+        max_detections: int | None = None,
+        batch_size: int = 8,
+        classes: Sequence[int] | None = None,
+        threads: int = 0,
+    ) -> None:
+        ort = require("onnxruntime")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads)
+        providers = ["CPUExecutionProvider"]
+        if (
+            str(device).startswith("cuda")
+            and "CUDAExecutionProvider" in ort.get_available_providers()
+        ):
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as error:  # onnxruntime raises its own exception types
+            raise CheckpointError(
+                f"ONNX Runtime cannot load {path}: {str(error).splitlines()[0]}"
+            ) from error
+        meta = self.session.get_modelmeta().custom_metadata_map
+        info = info_from_metadata(meta.get(METADATA_KEY, ""), "onnx", str(path))
+        batch_dim = self.session.get_inputs()[0].shape[0]
+        info.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        super().__init__(info, score_threshold, nms_iou, max_detections, batch_size, classes)
+
+    def _run(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(self.output_names, {self.input_name: batch_BCHW})
+
+
+class TorchScriptPredictor(_ExportedPredictor):
+    """A TorchScript file written by ``ssd export --format torchscript``.
+
+    Args:
+        path: the TorchScript file.
+        device: torch device to load it on.
+        Others: as :class:`~ssdcli.infer.eager.BasePredictor` (None = the file's settings).
+
+    Raises:
+        CheckpointError: the file cannot be loaded or has no ssdcli metadata.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        device: str = "cpu",
+        score_threshold: float | None = None,
+        nms_iou: float | None = None,
+        max_detections: int | None = None,
+        batch_size: int = 8,
+        classes: Sequence[int] | None = None,
+    ) -> None:
+        import torch
+        import torchvision  # noqa: F401 - registers torchvision::nms for the loaded module
+
+        self.device = torch.device(device)
+        files = {f"{METADATA_KEY}.json": ""}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                self.module = torch.jit.load(
+                    str(path), map_location=self.device, _extra_files=files
+                )
+        except Exception as error:  # torch.jit raises RuntimeError and friends
+            raise CheckpointError(
+                f"cannot load TorchScript file {path}: {str(error).splitlines()[0]}"
+            ) from error
+        text = files[f"{METADATA_KEY}.json"]
+        text = text.decode() if isinstance(text, bytes) else text
+        info = info_from_metadata(text, "torchscript", str(path))
+        super().__init__(info, score_threshold, nms_iou, max_detections, batch_size, classes)
+
+    def _run(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            outputs = self.module(torch.from_numpy(batch_BCHW).to(self.device))
+        return [o.cpu().numpy() for o in outputs]
