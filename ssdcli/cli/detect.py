@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ssdcli.cli.common import console, err_console
+from ssdcli.device import DEVICE_CHOICES, parse_device
 from ssdcli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def detect_command(
         bool, typer.Option("--save-images/--no-save-images", help="Write annotated images/videos.")
     ] = True,
     batch: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 8,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "auto",
+    device: Annotated[str, typer.Option(help=f"{DEVICE_CHOICES}.")] = "auto",
     stride: Annotated[int, typer.Option(min=1, help="Process every K-th video frame.")] = 1,
 ) -> None:
     """Detect objects and write annotated images, videos and detections.jsonl.
@@ -74,7 +75,7 @@ def detect_command(
     from ssdcli.infer.open import find_default_model, open_predictor
 
     model_path = model if model is not None else find_default_model("runs")
-    torch_device = _device(device)
+    torch_device = parse_device(device)
     predictor = open_predictor(
         model_path, torch_device, threshold, nms_iou, max_det, batch_size=batch
     )
@@ -120,16 +121,6 @@ def detect_command(
     _print_summary(summary, show_tables)
     if problems or summary.problems:
         raise typer.Exit(1)
-
-
-def _device(device: str) -> str:
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device != "cpu" and not device.startswith(("cuda", "mps")):
-        raise UsageError(f"--device {device!r}: use cpu, cuda, cuda:N, mps or auto")
-    return device
 
 
 def _class_indices(text: str, class_names: list[str]) -> list[int]:

@@ -15,12 +15,10 @@ import typer
 from rich.table import Table
 
 from ssdcli.cli.common import console, err_console
-from ssdcli.errors import EvalError, UsageError
 
 if TYPE_CHECKING:
     from ssdcli.evaluate.evaluator import EvalResult
 
-METRICS = ("voc07", "voc", "coco", "all")
 COLUMNS = {  # per-class column key in EvalResult.per_class -> (header, mean key in metrics)
     "voc07": ("VOC07 AP50", "voc07_map50"),
     "voc": ("VOC AP50", "voc_map50"),
@@ -83,34 +81,14 @@ def eval_command(
     ] = None,
 ) -> None:
     """Evaluate a checkpoint: per-class AP table with the mean, PR curves, optional JSON files."""
-    if metric is not None and metric not in METRICS:
-        raise UsageError(f"--metric {metric!r}: use one of {', '.join(METRICS)}")
-    device = _check_device(device)
+    from ssdcli.evaluate.run import EvalRequest, run_evaluation
 
-    from ssdcli.checkpoint.file import load_detector
-    from ssdcli.evaluate.evaluator import evaluate_detector, write_coco_results, write_metrics_json
-    from ssdcli.infer.open import find_default_model
-    from ssdcli.viz.plots import plot_pr_curves
-
-    if checkpoint is None:
-        checkpoint = find_default_model()
-        console.print(f"checkpoint: {checkpoint} (the newest runs/*/best.pt)")
-
-    loaded = load_detector(checkpoint, device=device)
-    recipe = loaded.recipe
-    manifest = _load_manifest(data, recipe)
-    if list(manifest.class_names) != list(loaded.class_names):
-        raise EvalError(
-            f"{checkpoint} detects {loaded.class_names} but the data set {manifest.source} has "
-            f"classes {manifest.class_names}; evaluate on the data the model was trained for "
-            "(--data MANIFEST)"
-        )
-    split = split or recipe.data.test_split
-    metric = metric or recipe.eval.metric
-    result = evaluate_detector(
-        loaded.detector, manifest, split, recipe, metric, device, batch, progress=True
+    request = EvalRequest(
+        checkpoint, data, split, metric, json_path, save_detections, batch, device, plot
     )
-    console.print(results_table(result, f"{checkpoint} on split '{split}'"))
+    outcome = run_evaluation(request, log=console.print)
+    result, split = outcome.result, outcome.split
+    console.print(results_table(result, f"{outcome.checkpoint} on split '{split}'"))
     undefined = [n for n, count in zip(result.class_names, result.num_gt, strict=True) if not count]
     if undefined:
         console.print(
@@ -121,49 +99,8 @@ def eval_command(
     err_console.print(
         f"{len(result.detections)} images in {result.seconds:.1f} s ({speed:.1f} images/s)"
     )
-
-    plot_path = plot or checkpoint.with_name(f"{checkpoint.stem}_pr_{split}.png")
-    title = f"{checkpoint.name} on '{split}' ({len(result.detections)} images)"
-    written = [
-        plot_pr_curves(result.curves, result.class_names, plot_path, *_plot_aps(result), title)
-    ]
-    if json_path is not None:
-        written.append(write_metrics_json(result, json_path, checkpoint=str(checkpoint)))
-    if save_detections is not None:
-        written.append(write_coco_results(result, save_detections))
-    for path in written:
+    for path in outcome.written:
         console.print(f"wrote {path}")
-
-
-def _plot_aps(result: EvalResult) -> tuple[list[float], str]:
-    """AP shown in the PR panels' titles: the VOC family evaluated, else VOC area AP."""
-    from ssdcli.metrics.voc import class_aps
-
-    for key in ("voc07", "voc"):
-        if key in result.per_class:
-            return list(result.per_class[key]), COLUMNS[key][0]
-    return list(class_aps(result.curves, use_07_metric=False)), COLUMNS["voc"][0]
-
-
-def _check_device(device: str) -> str:
-    import re
-
-    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?|mps", device):
-        raise UsageError(f"--device {device!r}: use cpu, cuda, cuda:N or auto")
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _load_manifest(data: Path | None, recipe):  # -> ssdcli.data.Manifest
-    from ssdcli.data.manifest import build_manifest
-    from ssdcli.data.records import Manifest
-
-    if data is not None:
-        return Manifest.load(data)
-    return build_manifest(recipe.data)
 
 
 def _cell(value: float) -> str:

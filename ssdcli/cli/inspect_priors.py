@@ -1,99 +1,19 @@
 """``ssd inspect-priors``: the priors (default boxes) a recipe gives, as a table and a drawing.
 
-Feature-map sizes are measured from the recipe's model (one dummy forward inside
-``build_detector``), so another input size or backbone shows its real priors. The steps are
-separate functions (:func:`measure_priors`, :func:`priors_table`, :func:`prior_groups`) so the
-command can grow further options. torch is imported inside the functions only.
+Parses the options and calls :func:`ssdcli.inspect.priors.run_inspect`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from ssdcli.cli.common import SetOption, console, parse_int_list, recipe_argument, resolve_recipe
-from ssdcli.config import Recipe, override_recipe
 from ssdcli.errors import UsageError
 
-if TYPE_CHECKING:
-    import numpy as np
-
-    from ssdcli.priors import LevelSpec
-    from ssdcli.viz.priors import PriorGroup
-
 DEFAULT_RECIPE = "voc300"
-
-
-@dataclass(frozen=True)
-class PriorSet:
-    """Priors of a recipe's model.
-
-    Attributes:
-        size_hw: network input ``(H, W)`` in pixels.
-        levels: one :class:`~ssdcli.priors.LevelSpec` per feature map, as the model emits them.
-        rows: ``ssdcli.priors.describe(levels, size_hw)``, one dict per level.
-        priors_P4: np.ndarray[P, 4] float32, normalised ``cxcywh``, order (level, y, x, anchor).
-    """
-
-    size_hw: tuple[int, int]
-    levels: list[LevelSpec]
-    rows: list[dict[str, Any]]
-    priors_P4: np.ndarray
-
-
-def measure_priors(recipe: Recipe) -> PriorSet:
-    """Build the recipe's detector (no weights loaded) and read its levels and priors."""
-    from ssdcli.model import build_detector
-    from ssdcli.priors import describe
-
-    # Shapes only: starting weights would change nothing here and may need files or a download.
-    shape_only = override_recipe(recipe, {"model.init": None, "model.backbone_weights": None})
-    names = recipe.data.class_names
-    detector = build_detector(shape_only, num_classes=len(names) if names else 1)
-    size_hw = tuple(shape_only.model.size_hw)
-    levels = list(detector.levels)
-    priors_P4 = detector.priors_P4.detach().cpu().numpy()
-    return PriorSet(size_hw, levels, describe(levels, size_hw), priors_P4)
-
-
-def _num(value: float) -> str:
-    return f"{value:.0f}" if abs(value - round(value)) < 1e-6 else f"{value:.2f}".rstrip("0")
-
-
-def _ratios(ratios: tuple[float, ...]) -> str:
-    return ", ".join(["1"] + [f"{_num(r)}, 1/{_num(r)}" for r in ratios])
-
-
-def priors_table(prior_set: PriorSet, title: str) -> Table:
-    """Rich table: one row per level (sizes in input pixels), then the total."""
-    table = Table(title=title, title_justify="left", show_footer=True)
-    total = sum(row["num_priors"] for row in prior_set.rows)
-    table.add_column("level", justify="right", footer="total")
-    table.add_column("map HxW", justify="right", no_wrap=True)
-    table.add_column("step", justify="right", no_wrap=True)
-    table.add_column("min/max", justify="right", no_wrap=True)
-    table.add_column("aspect ratios")
-    table.add_column("prior sizes WxH")
-    table.add_column("/cell", justify="right")
-    table.add_column("priors", justify="right", footer=str(total))
-    for row in prior_set.rows:
-        step_y, step_x = row["step_hw"]
-        max_size = row["max_size"]
-        table.add_row(
-            str(row["level"]),
-            f"{row['feature_hw'][0]}x{row['feature_hw'][1]}",
-            _num(step_x) if step_x == step_y else f"{_num(step_y)}x{_num(step_x)}",
-            f"{_num(row['min_size'])} / {'-' if max_size is None else _num(max_size)}",
-            _ratios(row["aspect_ratios"]),
-            " ".join(f"{w:.0f}x{h:.0f}" for w, h in row["sizes_wh"]),
-            str(row["per_cell"]),
-            str(row["num_priors"]),
-        )
-    return table
 
 
 def parse_cells(values: list[str] | None) -> list[tuple[int, int] | None]:
@@ -113,62 +33,6 @@ def parse_cells(values: list[str] | None) -> list[tuple[int, int] | None]:
                 raise UsageError(f"--cells {entry!r}: expected ROW,COL (e.g. 19,19) or center")
             cells.append((int(row_col[0]), int(row_col[1])))
     return cells
-
-
-def prior_groups(
-    prior_set: PriorSet, levels: list[int], cells: list[tuple[int, int] | None]
-) -> list[PriorGroup]:
-    """The priors of ``cells`` (feature-map ROW, COL; None = centre) in each of ``levels``.
-
-    Raises:
-        UsageError: a level or cell does not exist.
-    """
-    import numpy as np
-
-    from ssdcli.viz.priors import PriorGroup
-
-    height, width = prior_set.size_hw
-    groups = []
-    for level in levels:
-        if level >= len(prior_set.rows):
-            raise UsageError(
-                f"--levels: level {level} does not exist; this model has levels "
-                f"0..{len(prior_set.rows) - 1}"
-            )
-        row = prior_set.rows[level]
-        feat_h, feat_w = row["feature_hw"]
-        per_cell, step_y, step_x = row["per_cell"], *row["step_hw"]
-        chosen = {(feat_h // 2, feat_w // 2) if cell is None else cell: None for cell in cells}
-        boxes, cell_boxes = [], []
-        for y, x in chosen:
-            if y >= feat_h or x >= feat_w:
-                raise UsageError(
-                    f"--cells {y},{x}: outside level {level}'s {feat_h}x{feat_w} grid; use rows "
-                    f"0..{feat_h - 1} and columns 0..{feat_w - 1}, or choose levels with --levels"
-                )
-            first = row["first_index"] + (y * feat_w + x) * per_cell
-            cx, cy, w, h = prior_set.priors_P4[first : first + per_cell].T.astype(np.float64)
-            boxes.append(
-                np.stack([(cx - w / 2) * width, (cy - h / 2) * height,
-                          (cx + w / 2) * width, (cy + h / 2) * height], axis=1)
-            )  # fmt: skip
-            cell_boxes.append([x * step_x, y * step_y, (x + 1) * step_x, (y + 1) * step_y])
-        label = (
-            f"level {level}: {feat_h}x{feat_w}, step {_num(step_x)}, {per_cell} priors/cell, "
-            f"min {_num(row['min_size'])} px"
-        )
-        groups.append(PriorGroup(level, label, np.concatenate(boxes), np.asarray(cell_boxes)))
-    return groups
-
-
-def _read_image(path: Path, size_hw: tuple[int, int]) -> np.ndarray:
-    """The image as RGB uint8 [H, W, 3], resized to the network input ``size_hw``."""
-    import cv2
-
-    from ssdcli.data.images import read_image_rgb
-
-    image_rgb = read_image_rgb(path)
-    return cv2.resize(image_rgb, (size_hw[1], size_hw[0]), interpolation=cv2.INTER_LINEAR)
 
 
 def inspect_priors(
@@ -212,32 +76,17 @@ def inspect_priors(
     ] = False,
 ) -> None:
     """Show a recipe's priors: a table per feature level and a PNG drawing of some cells."""
+    from ssdcli.inspect.priors import PriorsRequest, run_inspect
+
     cfg = resolve_recipe(recipe, sets, default=DEFAULT_RECIPE)
-    if suggest and data is None:
-        raise UsageError("--suggest needs --data MANIFEST (the boxes to cover)")
-    chosen_cells = parse_cells(cells)
-    chosen_levels = parse_int_list(levels, "--levels") if levels else None
-    size_hw = (int(cfg.model.size_hw[0]), int(cfg.model.size_hw[1]))
-    image_rgb = _read_image(image, size_hw) if image is not None else None
-
-    prior_set = measure_priors(cfg)
-    name = recipe or DEFAULT_RECIPE
-    total = len(prior_set.priors_P4)
-    console.print(priors_table(prior_set, f"Priors of {name} ({size_hw[0]}x{size_hw[1]} input)"))
-    console.print(f"total priors: {total} over {len(prior_set.rows)} levels")
-
-    if chosen_levels is None:
-        chosen_levels = list(range(len(prior_set.rows)))
-    groups = prior_groups(prior_set, chosen_levels, chosen_cells)
-    from ssdcli.viz.priors import draw_priors  # matplotlib, only when drawing
-
-    title = f"{name}: {size_hw[0]}x{size_hw[1]} input, {total} priors"
-    path = draw_priors(out, size_hw, groups, image_rgb=image_rgb, title=title)
-    console.print(f"wrote {path}", markup=False, soft_wrap=True)
-    if data is not None:
-        from ssdcli.inspect.coverage import report_coverage
-
-        coverage_png = out.with_name(f"{out.stem}_coverage.png")
-        report_coverage(
-            data, prior_set.priors_P4, prior_set.levels, cfg, coverage_png, suggest, console
-        )
+    request = PriorsRequest(
+        recipe=cfg,
+        name=recipe or DEFAULT_RECIPE,
+        out=out,
+        image=image,
+        levels=parse_int_list(levels, "--levels") if levels else None,
+        cells=tuple(parse_cells(cells)),
+        data=data,
+        suggest=suggest,
+    )
+    run_inspect(request, console)

@@ -15,6 +15,7 @@ import typer
 
 from ssdcli.cli.common import SetOption, console, recipe_argument, resolve_recipe
 from ssdcli.config import Recipe, load_recipe
+from ssdcli.device import DEVICE_CHOICES, parse_device
 from ssdcli.errors import UsageError
 
 DEFAULT_RECIPE = "shapes_tiny"
@@ -36,15 +37,14 @@ def train_command(
         str | None,
         typer.Option(help="Run folder name under train.runs_dir (default: recipe name + number)."),
     ] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda or auto (CUDA when available).")] = "auto",
+    device: Annotated[str, typer.Option(help=f"{DEVICE_CHOICES} (CUDA when available).")] = "auto",
 ) -> None:
     """Train a detector; with no RECIPE, the tiny model on a generated shapes data set.
 
     Writes runs/<name>/ with recipe.yaml, metrics.csv, last.pt, best.pt and plots. Ctrl-C saves
     a checkpoint (exit 130); --resume continues it exactly where it stopped.
     """
-    if device not in ("cpu", "cuda", "auto"):
-        raise UsageError(f"--device {device!r}: use cpu, cuda or auto")
+    parse_device(device)  # a bad value fails here, before the data set is read
     if resume is not None:
         cfg, run_dir = _resume_recipe(resume, recipe, sets or [])
     else:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ssdcli.errors import EvalError
+from ssdcli.metrics import METRICS
 from ssdcli.metrics.coco import (
     COCO_STAT_NAMES,
     coco_category_ids,
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
     from ssdcli.data.records import Manifest
     from ssdcli.model import Detector
 
-METRICS = ("voc07", "voc", "coco", "all")
 FAMILIES = {
     "voc07": ("voc07",),
     "voc": ("voc",),
@@ -186,9 +186,9 @@ def evaluate_detections(
 def _resolve_device(device: str | torch.device) -> torch.device:
     import torch
 
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    from ssdcli.device import parse_device
+
+    return device if isinstance(device, torch.device) else torch.device(parse_device(device))
 
 
 def evaluate_detector(

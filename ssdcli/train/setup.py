@@ -20,7 +20,8 @@ from rich.console import Console
 from torch import nn
 
 from ssdcli.config import Recipe
-from ssdcli.errors import DataError, RecipeError, UsageError
+from ssdcli.device import parse_device
+from ssdcli.errors import DataError, RecipeError
 from ssdcli.train import state as trainstate
 from ssdcli.train.context import LoopState, TrainParts
 from ssdcli.train.distributed import (
@@ -60,16 +61,14 @@ def _single_thread_opencv() -> None:
 
 
 def resolve_device(device: str, info: DistInfo | None = None) -> torch.device:
-    """``"auto"`` -> CUDA when available else CPU; CUDA ranks use ``cuda:LOCAL_RANK``."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda: no CUDA device is available; use --device cpu")
-        return torch.device("cuda", info.local_rank if info else 0)
-    if device != "cpu":
-        raise UsageError(f"--device {device!r}: use cpu, cuda or auto")
-    return torch.device("cpu")
+    """The training device for a ``--device`` value (see :func:`ssdcli.device.parse_device`).
+
+    Under ``torchrun`` a plain ``cuda`` means one GPU per process: ``cuda:LOCAL_RANK``.
+    """
+    name = parse_device(device)
+    if name == "cuda" and info is not None:
+        return torch.device("cuda", info.local_rank)
+    return torch.device(name)
 
 
 def build_parts(
@@ -94,10 +93,7 @@ def build_parts(
     cfg = recipe.train
     if manifest is None:
         manifest = build_manifest(recipe.data)  # DataError for missing paths, before heavy work
-    device_type = "cuda" if device_name == "cuda" or (
-        device_name == "auto" and torch.cuda.is_available()
-    ) else "cpu"  # fmt: skip
-    info = init_distributed(device_type)
+    info = init_distributed(parse_device(device_name).split(":")[0])
     run_dir = same_on_all_ranks(run_dir, info)
     _single_thread_opencv()
     device = resolve_device(device_name, info)

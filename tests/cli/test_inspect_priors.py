@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ssdcli.cli import inspect_priors as command
 from ssdcli.cli.app import app
-from ssdcli.cli.inspect_priors import PriorSet, parse_cells, prior_groups
+from ssdcli.cli.inspect_priors import parse_cells
 from ssdcli.config import load_recipe
 from ssdcli.errors import UsageError
+from ssdcli.inspect import priors as command
+from ssdcli.inspect.priors import PriorSet, prior_groups
 from ssdcli.priors import build_level_specs, describe, make_priors
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,52 @@
+"""The one ``--device`` parser every command uses.
+
+Accepted values: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` and ``auto`` (CUDA when available, else
+the CPU). torch is imported only to resolve ``auto`` and to check that the device exists, so
+``ssd --help`` stays free of it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ssdcli.errors import UsageError
+
+DEVICE_CHOICES = "cpu, cuda, cuda:N, mps or auto"
+_PATTERN = re.compile(r"cpu|auto|cuda(:\d+)?|mps")
+
+
+def parse_device(device: str) -> str:
+    """Checks a ``--device`` value and resolves ``auto``.
+
+    Args:
+        device: what the user typed.
+
+    Returns:
+        A torch device string: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+
+    Raises:
+        UsageError: the value is none of the accepted ones, or names a device this machine lacks
+            (exit code 2).
+    """
+    value = device.strip().lower()
+    if not _PATTERN.fullmatch(value):
+        raise UsageError(f"--device {device!r}: use {DEVICE_CHOICES}")
+    if value == "cpu":
+        return value
+    import torch
+
+    if value == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if value.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: no CUDA device is available; use --device cpu")
+        index = int(value.split(":")[1]) if ":" in value else 0
+        if index >= torch.cuda.device_count():
+            raise UsageError(
+                f"--device {device}: this machine has {torch.cuda.device_count()} CUDA "
+                f"device(s) (cuda:0..cuda:{torch.cuda.device_count() - 1})"
+            )
+        return value
+    if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise UsageError(f"--device {device}: MPS is not available here; use --device cpu")
+    return value

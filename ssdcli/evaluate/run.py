@@ -1,0 +1,128 @@
+"""``ssd eval``'s one entry point: a checkpoint on a data split -> metrics, PR curves, files.
+
+:func:`run_evaluation` loads the checkpoint (default: the newest ``runs/*/best.pt``), opens the
+data set (``--data`` or the checkpoint recipe's own), checks the classes agree, evaluates, and
+writes the PR-curve PNG plus the optional JSON files. The CLI only parses options and prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ssdcli.errors import EvalError, UsageError
+from ssdcli.metrics import METRICS
+
+if TYPE_CHECKING:
+    from ssdcli.config import Recipe
+    from ssdcli.data.records import Manifest
+    from ssdcli.evaluate.evaluator import EvalResult
+
+PER_CLASS_HEADERS = {
+    "voc07": "VOC07 AP50",
+    "voc": "VOC AP50",
+    "coco": "COCO AP",
+    "coco50": "COCO AP50",
+}
+"""Column header per family key of :attr:`EvalResult.per_class`."""
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """What ``ssd eval`` was asked (None = the checkpoint recipe's setting)."""
+
+    checkpoint: Path | None = None
+    data: Path | None = None
+    split: str | None = None
+    metric: str | None = None
+    json_path: Path | None = None
+    save_detections: Path | None = None
+    batch: int | None = None
+    device: str = "auto"
+    plot: Path | None = None
+
+
+@dataclass
+class EvalOutcome:
+    """What :func:`run_evaluation` did: the model, the split, the result, the files written."""
+
+    checkpoint: Path
+    split: str
+    result: EvalResult
+    written: list[Path] = field(default_factory=list)
+
+
+def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> EvalOutcome:
+    """Evaluates a checkpoint as ``request`` says and writes its files.
+
+    Raises:
+        UsageError: a bad ``--metric`` or ``--device``, or no checkpoint to default to.
+        EvalError: the model's classes differ from the data set's.
+        DataError, CheckpointError: unreadable data or checkpoint.
+    """
+    if request.metric is not None and request.metric not in METRICS:
+        raise UsageError(f"--metric {request.metric!r}: use one of {', '.join(METRICS)}")
+    from ssdcli.checkpoint.file import load_detector
+    from ssdcli.device import parse_device
+    from ssdcli.evaluate.evaluator import (
+        evaluate_detector,
+        write_coco_results,
+        write_metrics_json,
+    )
+    from ssdcli.infer.open import find_default_model
+    from ssdcli.viz.plots import plot_pr_curves
+
+    device = parse_device(request.device)
+    checkpoint = request.checkpoint
+    if checkpoint is None:
+        checkpoint = find_default_model()
+        log(f"checkpoint: {checkpoint} (the newest runs/*/best.pt)")
+    loaded = load_detector(checkpoint, device=device)
+    recipe = loaded.recipe
+    manifest = _open_manifest(request.data, recipe)
+    if list(manifest.class_names) != list(loaded.class_names):
+        raise EvalError(
+            f"{checkpoint} detects {loaded.class_names} but the data set {manifest.source} has "
+            f"classes {manifest.class_names}; evaluate on the data the model was trained for "
+            "(--data MANIFEST)"
+        )
+    split = request.split or recipe.data.test_split
+    metric = request.metric or recipe.eval.metric
+    result = evaluate_detector(
+        loaded.detector, manifest, split, recipe, metric, device, request.batch, progress=True
+    )
+    outcome = EvalOutcome(checkpoint, split, result)
+    plot_path = request.plot or checkpoint.with_name(f"{checkpoint.stem}_pr_{split}.png")
+    title = f"{checkpoint.name} on '{split}' ({len(result.detections)} images)"
+    aps, ap_name = panel_aps(result)
+    outcome.written.append(
+        plot_pr_curves(result.curves, result.class_names, plot_path, aps, ap_name, title)
+    )
+    if request.json_path is not None:
+        outcome.written.append(
+            write_metrics_json(result, request.json_path, checkpoint=str(checkpoint))
+        )
+    if request.save_detections is not None:
+        outcome.written.append(write_coco_results(result, request.save_detections))
+    return outcome
+
+
+def panel_aps(result: EvalResult) -> tuple[list[float], str]:
+    """AP shown in the PR panels' titles: the VOC family evaluated, else VOC area AP."""
+    from ssdcli.metrics.voc import class_aps
+
+    for key in ("voc07", "voc"):
+        if key in result.per_class:
+            return list(result.per_class[key]), PER_CLASS_HEADERS[key]
+    return list(class_aps(result.curves, use_07_metric=False)), PER_CLASS_HEADERS["voc"]
+
+
+def _open_manifest(data: Path | None, recipe: Recipe) -> Manifest:
+    from ssdcli.data.manifest import build_manifest
+    from ssdcli.data.records import Manifest
+
+    if data is not None:
+        return Manifest.load(data)
+    return build_manifest(recipe.data)
