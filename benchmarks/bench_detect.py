@@ -171,7 +171,7 @@ def bench_postprocess(tv, loaded: LoadedDetector, batch: int, repeats: int, warm
     """Seconds of ours vs torchvision's post-processing on the same synthetic head outputs, and
     whether both give the same detections."""
     from ssdcli.boxes import BoxCoder, cxcywh_to_xyxy
-    from ssdcli.postprocess import PostProcessor
+    from ssdcli.postprocess import PostProcessor, PostprocessSettings
 
     gen = torch.Generator().manual_seed(0)
     priors = loaded.detector.priors_P4
@@ -184,9 +184,7 @@ def bench_postprocess(tv, loaded: LoadedDetector, batch: int, repeats: int, warm
     logits.scatter_add_(2, cls.unsqueeze(-1), boost.unsqueeze(-1))
     deltas = torch.randn(batch, num_p, 4, generator=gen) * 0.5
     pp = loaded.recipe.postprocess
-    ours = PostProcessor(
-        priors, BoxCoder(), pp.score_threshold, pp.nms_iou, pp.max_detections, pp.pre_nms_top_k
-    )
+    ours = PostProcessor(priors, BoxCoder(), PostprocessSettings.from_mapping(pp))
     sizes = [(300, 300)] * batch
     anchors = [cxcywh_to_xyxy(priors) * 300] * batch
     head = {"bbox_regression": deltas, "cls_logits": logits}

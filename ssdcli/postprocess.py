@@ -24,8 +24,9 @@ arithmetic is the same IEEE float32; softmax and box decoding are torch's, bit f
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,13 +35,62 @@ from torch import Tensor
 from ssdcli.boxes import BoxCoder
 from ssdcli.nms import greedy_nms_in_order
 
-__all__ = ["Detections", "PostProcessor"]
+__all__ = ["Detections", "PostProcessor", "PostprocessOverrides", "PostprocessSettings"]
 
 # Slack (natural log) of the logit-difference test: it only widens the superset of rows, far
 # beyond the float32 rounding of the softmax and of the test itself.
 _LOGIT_SLACK = 1e-2
 # Rows of logits scanned at a time by that test (about the size of a core's L2 cache).
 _BLOCK_BYTES = 1 << 19
+
+
+@dataclass(frozen=True)
+class PostprocessSettings:
+    """How raw outputs become detections; the recipe's ``postprocess`` section, typed.
+
+    Attributes:
+        score_threshold: keep class scores strictly above this.
+        nms_iou: suppress boxes of the same class and image whose IoU is above this.
+        max_detections: at most this many detections per image (best scores).
+        pre_nms_top_k: at most this many candidates per class per image enter NMS.
+    """
+
+    score_threshold: float = 0.01
+    nms_iou: float = 0.45
+    max_detections: int = 200
+    pre_nms_top_k: int = 400
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | Any) -> PostprocessSettings:
+        """From a recipe section (``PostprocessConfig``) or the dict stored in an exported file;
+        a missing key takes its default."""
+        if not isinstance(values, Mapping):
+            values = {f.name: getattr(values, f.name) for f in fields(cls)}
+        default = cls()
+        return cls(
+            float(values.get("score_threshold", default.score_threshold)),
+            float(values.get("nms_iou", default.nms_iou)),
+            int(values.get("max_detections", default.max_detections)),
+            int(values.get("pre_nms_top_k", default.pre_nms_top_k)),
+        )
+
+    def to_dict(self) -> dict[str, float | int]:
+        """The JSON form stored in exported files (the recipe's key names)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class PostprocessOverrides:
+    """Settings asked for at run time (``ssd detect --threshold ...``); None = the model's own."""
+
+    score_threshold: float | None = None
+    nms_iou: float | None = None
+    max_detections: int | None = None
+
+    def apply(self, settings: PostprocessSettings) -> PostprocessSettings:
+        """``settings`` with every value given here in its place."""
+        given = {f.name: getattr(self, f.name) for f in fields(self)}
+        return replace(settings, **{k: v for k, v in given.items() if v is not None})
 
 
 @dataclass
@@ -88,33 +138,25 @@ class PostProcessor:
     Args:
         priors_P4 (Tensor[P, 4], float): normalised cxcywh priors of the model.
         coder: the box coder the model was trained with.
-        score_threshold: keep class scores strictly above this.
-        nms_iou: suppress boxes of the same class and image whose IoU is above this.
-        max_detections: at most this many detections per image (best scores).
-        pre_nms_top_k: at most this many candidates per class per image enter NMS.
+        settings: threshold, NMS IoU, per-image and per-class limits.
     """
 
     def __init__(
         self,
         priors_P4: Tensor,
         coder: BoxCoder,
-        score_threshold: float = 0.01,
-        nms_iou: float = 0.45,
-        max_detections: int = 200,
-        pre_nms_top_k: int = 400,
+        settings: PostprocessSettings | None = None,
     ) -> None:
         self.priors_P4 = priors_P4
         self.coder = coder
-        self.score_threshold = float(score_threshold)
-        self.nms_iou = float(nms_iou)
-        self.max_detections = int(max_detections)
-        self.pre_nms_top_k = int(pre_nms_top_k)
+        self.settings = settings or PostprocessSettings()
 
     def __call__(
         self,
         cls_logits_BPK: Tensor,
         box_deltas_BP4: Tensor,
         image_sizes_hw: Sequence[tuple[int, int]],
+        max_detections: int | None = None,
     ) -> list[Detections]:
         """Detections per image.
 
@@ -122,6 +164,8 @@ class PostProcessor:
             cls_logits_BPK (Tensor[B, P, K], float): class logits, index 0 = background.
             box_deltas_BP4 (Tensor[B, P, 4], float): predicted deltas.
             image_sizes_hw: ``(H, W)`` of each original image (B entries), the frame of the output.
+            max_detections: this call's per-image limit instead of the settings' one (a predictor
+                that filters classes afterwards asks for all survivors).
 
         Returns:
             B :class:`Detections` on the device of the inputs, each sorted by decreasing score
@@ -131,69 +175,73 @@ class PostProcessor:
         if len(image_sizes_hw) != batch:
             raise ValueError(f"{len(image_sizes_hw)} image sizes for a batch of {batch} images")
         device = cls_logits_BPK.device
-        if min(num_k - 1, num_priors, self.pre_nms_top_k, self.max_detections) <= 0:
+        settings = self.settings
+        if max_detections is not None:
+            settings = replace(settings, max_detections=int(max_detections))
+        if min(num_k - 1, num_priors, settings.pre_nms_top_k, settings.max_detections) <= 0:
             return [_empty(device) for _ in range(batch)]
         logits_XK = cls_logits_BPK.detach().to("cpu", torch.float32).reshape(-1, num_k).numpy()
-        found = _candidates(logits_XK, self.score_threshold)
+        found = _candidates(logits_XK, settings.score_threshold)
         if found is None:
             return [_empty(device) for _ in range(batch)]
         flat_N, class_N, score_N = found
         image_N = flat_N // num_priors
         decode = _box_decoder(self.coder, self.priors_P4, box_deltas_BP4)
-        best, boxes_D4 = self._best_survivors(
-            (image_N, class_N, score_N), lambda sel: decode(flat_N[sel]), batch, num_k - 1
+        best, boxes_D4 = _best_survivors(
+            (image_N, class_N, score_N), lambda sel: decode(flat_N[sel]), batch, num_k - 1, settings
         )
         sizes_B2 = np.asarray(image_sizes_hw, dtype=np.float32).reshape(batch, 2)
         return _split(image_N[best], class_N[best], score_N[best], boxes_D4, sizes_B2, device)
 
-    def _best_survivors(
-        self,
-        candidates: tuple[np.ndarray, np.ndarray, np.ndarray],
-        boxes_of: Callable[[np.ndarray], np.ndarray],
-        batch: int,
-        num_classes: int,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The first ``max_detections`` NMS survivors of each image, image-major, by decreasing
-        score, class, prior.
 
-        NMS runs on the best candidates of each image (and any tied with the last of them): as
-        many as give ``max_detections`` survivors, or all of them.
+def _best_survivors(
+    candidates: tuple[np.ndarray, np.ndarray, np.ndarray],
+    boxes_of: Callable[[np.ndarray], np.ndarray],
+    batch: int,
+    num_classes: int,
+    settings: PostprocessSettings,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``max_detections`` NMS survivors of each image, image-major, by decreasing
+    score, class, prior.
 
-        Args:
-            candidates: ``image_N``, ``class_N``, ``score_N``, in (image, prior, class) order.
-            boxes_of: candidate indices -> their boxes (ndarray[S, 4], float32).
+    NMS runs on the best candidates of each image (and any tied with the last of them): as
+    many as give ``max_detections`` survivors, or all of them.
 
-        Returns:
-            Indices of the survivors among the candidates, and their boxes.
-        """
-        image_N, class_N, score_N = candidates
-        group_N = image_N * num_classes + class_N
-        count_B = np.bincount(image_N, minlength=batch)
-        lower_BN = _negated_scores_per_image(score_N, image_N, count_B)
-        # A few more than max_detections first: NMS seldom removes many of the best.
-        limit_B = np.full(batch, self.max_detections + self.max_detections // 8 + 1)
-        while True:
-            limit_B = np.minimum(limit_B, lower_BN.shape[1])
-            kth = np.unique(limit_B - 1)
-            least_B = -np.partition(lower_BN, kth, axis=1)[np.arange(batch), limit_B - 1]
-            sel = np.flatnonzero(score_N >= least_B[image_N])
-            # By image, decreasing score, class; lexsort is stable: prior order last.
-            sel = sel[np.lexsort((class_N[sel], -score_N[sel], image_N[sel]))]
-            boxes_S4 = boxes_of(sel)
-            kept = greedy_nms_in_order(boxes_S4, group_N[sel], self.nms_iou, self.pre_nms_top_k)
-            kept = np.flatnonzero(kept)
-            survivors_B = np.bincount(image_N[sel[kept]], minlength=batch)
-            more_B = survivors_B < self.max_detections
-            if more_B.any():
-                more_B &= np.bincount(image_N[sel], minlength=batch) < count_B
-            if not more_B.any():
-                break
-            limit_B = np.where(more_B, limit_B * 4, limit_B)
-        # Survivors are image-major by decreasing score: the best of each image come first.
-        image_K = image_N[sel[kept]]
-        rank_K = np.arange(kept.size) - (np.cumsum(survivors_B) - survivors_B)[image_K]
-        kept = kept[rank_K < self.max_detections]
-        return sel[kept], boxes_S4[kept]
+    Args:
+        candidates: ``image_N``, ``class_N``, ``score_N``, in (image, prior, class) order.
+        boxes_of: candidate indices -> their boxes (ndarray[S, 4], float32).
+
+    Returns:
+        Indices of the survivors among the candidates, and their boxes.
+    """
+    image_N, class_N, score_N = candidates
+    group_N = image_N * num_classes + class_N
+    count_B = np.bincount(image_N, minlength=batch)
+    lower_BN = _negated_scores_per_image(score_N, image_N, count_B)
+    # A few more than max_detections first: NMS seldom removes many of the best.
+    limit_B = np.full(batch, settings.max_detections + settings.max_detections // 8 + 1)
+    while True:
+        limit_B = np.minimum(limit_B, lower_BN.shape[1])
+        kth = np.unique(limit_B - 1)
+        least_B = -np.partition(lower_BN, kth, axis=1)[np.arange(batch), limit_B - 1]
+        sel = np.flatnonzero(score_N >= least_B[image_N])
+        # By image, decreasing score, class; lexsort is stable: prior order last.
+        sel = sel[np.lexsort((class_N[sel], -score_N[sel], image_N[sel]))]
+        boxes_S4 = boxes_of(sel)
+        kept = greedy_nms_in_order(boxes_S4, group_N[sel], settings.nms_iou, settings.pre_nms_top_k)
+        kept = np.flatnonzero(kept)
+        survivors_B = np.bincount(image_N[sel[kept]], minlength=batch)
+        more_B = survivors_B < settings.max_detections
+        if more_B.any():
+            more_B &= np.bincount(image_N[sel], minlength=batch) < count_B
+        if not more_B.any():
+            break
+        limit_B = np.where(more_B, limit_B * 4, limit_B)
+    # Survivors are image-major by decreasing score: the best of each image come first.
+    image_K = image_N[sel[kept]]
+    rank_K = np.arange(kept.size) - (np.cumsum(survivors_B) - survivors_B)[image_K]
+    kept = kept[rank_K < settings.max_detections]
+    return sel[kept], boxes_S4[kept]
 
 
 def _negated_scores_per_image(

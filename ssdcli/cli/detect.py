@@ -73,12 +73,12 @@ def detect_command(
     from ssdcli.data.sources import expand_sources
     from ssdcli.detect.run import count_frames, run_detect, unique_run_dir
     from ssdcli.infer.open import find_default_model, open_predictor
+    from ssdcli.postprocess import PostprocessOverrides
 
     model_path = model if model is not None else find_default_model("runs")
     torch_device = parse_device(device)
-    predictor = open_predictor(
-        model_path, torch_device, threshold, nms_iou, max_det, batch_size=batch
-    )
+    asked = PostprocessOverrides(threshold, nms_iou, max_det)
+    predictor = open_predictor(model_path, torch_device, asked, batch_size=batch)
     if classes:
         predictor.classes = _class_indices(classes, predictor.class_names)
     for note in getattr(predictor, "notes", []):

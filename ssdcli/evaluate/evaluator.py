@@ -220,7 +220,7 @@ def evaluate_detector(
 
     from ssdcli.boxes import BoxCoder
     from ssdcli.data.loader import build_dataset, build_loader
-    from ssdcli.postprocess import PostProcessor
+    from ssdcli.postprocess import PostProcessor, PostprocessSettings
 
     metric = metric or recipe.eval.metric
     _check_metric(metric)
@@ -236,14 +236,10 @@ def evaluate_detector(
     if not records:
         raise EvalError(f"split {split!r} has no images; choose a split with images (--split)")
     torch_device = _resolve_device(device)
-    pp = recipe.postprocess
     postprocess = PostProcessor(
         detector.priors_P4.to(torch_device),
         BoxCoder(tuple(recipe.priors.variances)),
-        score_threshold=pp.score_threshold,
-        nms_iou=pp.nms_iou,
-        max_detections=pp.max_detections,
-        pre_nms_top_k=pp.pre_nms_top_k,
+        PostprocessSettings.from_mapping(recipe.postprocess),
     )
     size_hw = (int(recipe.model.size_hw[0]), int(recipe.model.size_hw[1]))
     dataset = build_dataset(manifest, split, recipe.data, recipe.model.input, size_hw, train=False)

@@ -68,6 +68,7 @@ def default_output(checkpoint: Path, fmt: str, with_nms: bool, int8: bool) -> Pa
 def model_info(loaded: LoadedDetector, form: str, dynamic_batch: bool, **extra: Any) -> ModelInfo:
     """The description stored in an exported file."""
     from ssdcli.boxes import BoxCoder
+    from ssdcli.postprocess import PostprocessSettings
     from ssdcli.priors import describe
 
     recipe = loaded.recipe
@@ -81,11 +82,11 @@ def model_info(loaded: LoadedDetector, form: str, dynamic_batch: bool, **extra: 
         category_ids=loaded.category_ids,
         form=form,
         fixed_batch=None if dynamic_batch else 1,
-        postprocess=recipe.postprocess.model_dump(),
+        postprocess=PostprocessSettings.from_mapping(recipe.postprocess),
+        variances=(float(recipe.priors.variances[0]), float(recipe.priors.variances[1])),
+        max_log_scale=BoxCoder().max_log_scale,
         extra={
             "ssdcli_version": __version__,
-            "variances": list(recipe.priors.variances),
-            "max_log_scale": BoxCoder().max_log_scale,
             "priors": recipe.priors.model_dump(mode="json"),
             "levels": describe(detector.levels, detector.size_hw),
             "num_priors": int(detector.priors_P4.shape[0]),

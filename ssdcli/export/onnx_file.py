@@ -23,21 +23,13 @@ def finish_onnx(proto: Any, loaded: LoadedDetector, info: ModelInfo) -> Any:
 
     import onnx
 
-    from ssdcli.export.onnx_graph import add_postprocess, add_raw_outputs, set_metadata
+    from ssdcli.export.onnx_graph import add_raw_outputs, set_metadata
+    from ssdcli.export.onnx_postprocess import add_postprocess
 
     priors = loaded.detector.priors_P4.detach().cpu().float().numpy()
-    pp = info.postprocess
     if info.form == "nms":
         add_postprocess(
-            proto,
-            priors,
-            len(info.class_names) + 1,
-            tuple(info.extra["variances"]),
-            float(info.extra["max_log_scale"]),
-            float(pp["score_threshold"]),
-            float(pp["nms_iou"]),
-            int(pp["pre_nms_top_k"]),
-            int(pp["max_detections"]),
+            proto, priors, len(info.class_names) + 1, info.box_coder(), info.postprocess
         )
     else:
         add_raw_outputs(proto, priors)
@@ -52,7 +44,7 @@ def finish_onnx(proto: Any, loaded: LoadedDetector, info: ModelInfo) -> Any:
             "channel_order": info.channel_order,
             "form": info.form,
             "priors": json.dumps(info.extra["priors"]),
-            "postprocess": json.dumps(pp),
+            "postprocess": json.dumps(info.postprocess.to_dict()),
         },
     )
     proto.producer_name, proto.producer_version = "ssdcli", __version__

@@ -21,8 +21,10 @@ import torchvision
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
+    from ssdcli.boxes import BoxCoder
     from ssdcli.checkpoint.file import LoadedDetector
     from ssdcli.infer.model_info import ModelInfo
+    from ssdcli.postprocess import PostprocessSettings
 
 
 def postprocess_padded(
@@ -103,22 +105,19 @@ class NmsModule(nn.Module):
         self,
         net: nn.Module,
         priors_P4: Tensor,
-        variances: tuple[float, float],
-        max_log_scale: float,
-        score_threshold: float,
-        nms_iou: float,
-        pre_nms_top_k: int,
-        max_detections: int,
+        coder: BoxCoder,
+        settings: PostprocessSettings,
     ) -> None:
         super().__init__()
         self.net = net
         self.register_buffer("priors", priors_P4.float().clone())
-        self.variances = (float(variances[0]), float(variances[1]))
-        self.max_log_scale = float(max_log_scale)
-        self.score_threshold = float(score_threshold)
-        self.nms_iou = float(nms_iou)
-        self.pre_nms_top_k = int(pre_nms_top_k)
-        self.max_detections = int(max_detections)
+        # Plain attributes: TorchScript scripts floats and ints, not the settings object.
+        self.variances = coder.variances
+        self.max_log_scale = coder.max_log_scale
+        self.score_threshold = settings.score_threshold
+        self.nms_iou = settings.nms_iou
+        self.pre_nms_top_k = settings.pre_nms_top_k
+        self.max_detections = settings.max_detections
 
     def forward(self, images_BCHW: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         cls_logits_BPK, box_deltas_BP4 = self.net(images_BCHW)
@@ -144,7 +143,6 @@ def write_torchscript(
 
     detector = loaded.detector
     example = torch.zeros(2 if dynamic_batch else 1, 3, *info.size_hw)
-    pp = info.postprocess
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # TorchScript deprecation and tracer notices
         net = torch.jit.trace(
@@ -152,16 +150,7 @@ def write_torchscript(
         )
         priors = detector.priors_P4.detach().cpu().float()
         if info.form == "nms":
-            module = NmsModule(
-                net,
-                priors,
-                tuple(info.extra["variances"]),
-                float(info.extra["max_log_scale"]),
-                float(pp["score_threshold"]),
-                float(pp["nms_iou"]),
-                int(pp["pre_nms_top_k"]),
-                int(pp["max_detections"]),
-            )
+            module = NmsModule(net, priors, info.box_coder(), info.postprocess)
         else:
             module = RawModule(net, priors)
         scripted = torch.jit.script(module.eval())

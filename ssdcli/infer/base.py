@@ -15,7 +15,7 @@ import numpy as np
 from ssdcli.infer.model_info import ModelInfo
 
 if TYPE_CHECKING:
-    from ssdcli.postprocess import Detections
+    from ssdcli.postprocess import Detections, PostprocessSettings
 
 
 class BasePredictor:
@@ -26,9 +26,7 @@ class BasePredictor:
 
     Args:
         info: the model's description.
-        score_threshold: keep detections scoring strictly above this.
-        nms_iou: per-class NMS IoU threshold.
-        max_detections: at most this many detections per image.
+        settings: the post-processing this predictor applies (default: the model's own).
         batch_size: images per forward pass.
         classes: keep only these labels (0..C-1); None keeps all.
     """
@@ -36,16 +34,12 @@ class BasePredictor:
     def __init__(
         self,
         info: ModelInfo,
-        score_threshold: float = 0.01,
-        nms_iou: float = 0.45,
-        max_detections: int = 200,
+        settings: PostprocessSettings | None = None,
         batch_size: int = 8,
         classes: Sequence[int] | None = None,
     ) -> None:
         self.info = info
-        self.score_threshold = float(score_threshold)
-        self.nms_iou = float(nms_iou)
-        self.max_detections = int(max_detections)
+        self.settings = settings or info.postprocess
         self.batch_size = max(1, int(info.fixed_batch or batch_size))
         self.classes = None if classes is None else sorted({int(c) for c in classes})
 
@@ -105,7 +99,7 @@ class BasePredictor:
     def _post_limit(self) -> int:
         """Detections per image to ask post-processing for: all of them when filtering classes,
         so that the best ``max_detections`` of the wanted classes survive."""
-        return self.max_detections if self.classes is None else 1 << 30
+        return self.settings.max_detections if self.classes is None else 1 << 30
 
     def _keep_classes(self, detections: Detections) -> Detections:
         if self.classes is None:
@@ -116,7 +110,7 @@ class BasePredictor:
 
         wanted = torch.as_tensor(self.classes, dtype=detections.labels_D.dtype)
         keep = torch.isin(detections.labels_D, wanted.to(detections.labels_D.device))
-        keep = keep.nonzero().flatten()[: self.max_detections]  # detections are best first
+        keep = keep.nonzero().flatten()[: self.settings.max_detections]  # detections are best first
         return Detections(
             detections.boxes_D4[keep], detections.scores_D[keep], detections.labels_D[keep]
         )

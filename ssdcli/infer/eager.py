@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from ssdcli.config import Recipe
     from ssdcli.model import Detector
-    from ssdcli.postprocess import Detections
+    from ssdcli.postprocess import Detections, PostprocessOverrides
 
 
 class Predictor(BasePredictor):
@@ -32,7 +32,8 @@ class Predictor(BasePredictor):
         device: where to run (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``).
         class_names: label names; default ``class0..``.
         category_ids: data-set ids per label, kept for COCO output.
-        score_threshold, nms_iou, max_detections: None = the recipe's ``postprocess`` values.
+        overrides: post-processing values asked for at run time; the rest come from the
+            recipe's ``postprocess`` section.
         batch_size: images per forward pass.
         classes: keep only these labels (0..C-1).
         optimize: run a copy made by ``ssdcli.model.inference.optimize_for_inference``
@@ -49,9 +50,7 @@ class Predictor(BasePredictor):
         *,
         class_names: Sequence[str] | None = None,
         category_ids: Sequence[int] | None = None,
-        score_threshold: float | None = None,
-        nms_iou: float | None = None,
-        max_detections: int | None = None,
+        overrides: PostprocessOverrides | None = None,
         batch_size: int = 8,
         classes: Sequence[int] | None = None,
         optimize: bool = True,
@@ -59,9 +58,9 @@ class Predictor(BasePredictor):
         import torch
 
         from ssdcli.boxes import BoxCoder
-        from ssdcli.postprocess import PostProcessor
+        from ssdcli.postprocess import PostProcessor, PostprocessOverrides, PostprocessSettings
 
-        pp = recipe.postprocess
+        recipe_settings = PostprocessSettings.from_mapping(recipe.postprocess)
         num_classes = int(detector.model.num_classes)
         names = list(class_names) if class_names is not None else None
         info = ModelInfo(
@@ -71,16 +70,11 @@ class Predictor(BasePredictor):
             std=tuple(recipe.model.input.std),
             channel_order=recipe.model.input.channel_order,
             category_ids=None if category_ids is None else [int(i) for i in category_ids],
-            postprocess=pp.model_dump(),
+            postprocess=recipe_settings,
+            variances=(float(recipe.priors.variances[0]), float(recipe.priors.variances[1])),
         )
-        super().__init__(
-            info,
-            pp.score_threshold if score_threshold is None else score_threshold,
-            pp.nms_iou if nms_iou is None else nms_iou,
-            pp.max_detections if max_detections is None else max_detections,
-            batch_size,
-            classes,
-        )
+        settings = (overrides or PostprocessOverrides()).apply(recipe_settings)
+        super().__init__(info, settings, batch_size, classes)
         self.device = torch.device(device)
         self.detector = detector
         self.model = detector.model.to(self.device).eval()
@@ -89,12 +83,7 @@ class Predictor(BasePredictor):
 
             self.model = optimize_for_inference(self.model, self.device)
         self.postprocessor = PostProcessor(
-            detector.priors_P4.to(self.device),
-            BoxCoder(tuple(recipe.priors.variances)),
-            score_threshold=self.score_threshold,
-            nms_iou=self.nms_iou,
-            max_detections=self.max_detections,
-            pre_nms_top_k=pp.pre_nms_top_k,
+            detector.priors_P4.to(self.device), BoxCoder(info.variances), settings
         )
 
     def raw_outputs(self, batch_BCHW: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,11 +99,11 @@ class Predictor(BasePredictor):
         import torch
 
         cls_logits_BPK, box_deltas_BP4 = self.raw_outputs(batch_BCHW)
-        self.postprocessor.max_detections = self._post_limit()
         with torch.inference_mode():
-            return [
-                _to_cpu(d) for d in self.postprocessor(cls_logits_BPK, box_deltas_BP4, sizes_hw)
-            ]
+            found = self.postprocessor(
+                cls_logits_BPK, box_deltas_BP4, sizes_hw, max_detections=self._post_limit()
+            )
+        return [_to_cpu(d) for d in found]
 
 
 def _to_cpu(detections: Detections) -> Detections:

@@ -11,7 +11,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ssdcli.boxes import DEFAULT_MAX_LOG_SCALE, BoxCoder
 from ssdcli.errors import CheckpointError
+from ssdcli.postprocess import PostprocessSettings
 
 METADATA_KEY = "ssdcli"
 """Key of the JSON model description in ONNX ``metadata_props`` and TorchScript extra files."""
@@ -30,9 +32,12 @@ class ModelInfo:
         fmt: ``"checkpoint"``, ``"onnx"`` or ``"torchscript"``.
         form: ``"raw"`` (head outputs, post-processed here) or ``"nms"`` (post-processing inside).
         fixed_batch: the only batch size the model accepts, or None for any.
-        postprocess: post-processing settings the model carries (``score_threshold``,
-            ``nms_iou``, ``max_detections``, ``pre_nms_top_k``); fixed inside ``"nms"`` models.
-        extra: anything else from the model's metadata.
+        postprocess: the post-processing settings the model carries; fixed inside ``"nms"``
+            models, defaults for ``"raw"`` ones and checkpoints.
+        variances, max_log_scale: the box coding the model was trained with (see
+            :class:`~ssdcli.boxes.BoxCoder`).
+        extra: descriptive metadata (version, priors description, opset, int8); nothing that a
+            predictor needs to compute detections is read from it.
     """
 
     class_names: list[str]
@@ -44,8 +49,14 @@ class ModelInfo:
     fmt: str = "checkpoint"
     form: str = "raw"
     fixed_batch: int | None = None
-    postprocess: dict[str, Any] = field(default_factory=dict)
+    postprocess: PostprocessSettings = field(default_factory=PostprocessSettings)
+    variances: tuple[float, float] = (0.1, 0.2)
+    max_log_scale: float = DEFAULT_MAX_LOG_SCALE
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def box_coder(self) -> BoxCoder:
+        """The box coder that decodes this model's deltas."""
+        return BoxCoder(self.variances, self.max_log_scale)
 
 
 def metadata_json(info: ModelInfo) -> str:
@@ -60,7 +71,9 @@ def metadata_json(info: ModelInfo) -> str:
             "channel_order": info.channel_order,
             "form": info.form,
             "fixed_batch": info.fixed_batch,
-            "postprocess": info.postprocess,
+            "postprocess": info.postprocess.to_dict(),
+            "variances": list(info.variances),
+            "max_log_scale": info.max_log_scale,
             **info.extra,
         }
     )
@@ -75,7 +88,7 @@ def info_from_metadata(text: str, fmt: str, source: str) -> ModelInfo:
     try:
         meta = json.loads(text)
         known = {"class_names", "category_ids", "size_hw", "mean", "std", "channel_order"}
-        known |= {"form", "fixed_batch", "postprocess"}
+        known |= {"form", "fixed_batch", "postprocess", "variances", "max_log_scale"}
         return ModelInfo(
             class_names=[str(n) for n in meta["class_names"]],
             size_hw=(int(meta["size_hw"][0]), int(meta["size_hw"][1])),
@@ -86,7 +99,9 @@ def info_from_metadata(text: str, fmt: str, source: str) -> ModelInfo:
             fmt=fmt,
             form=str(meta["form"]),
             fixed_batch=meta.get("fixed_batch"),
-            postprocess=dict(meta.get("postprocess") or {}),
+            postprocess=PostprocessSettings.from_mapping(meta.get("postprocess") or {}),
+            variances=_pair(meta.get("variances", (0.1, 0.2))),
+            max_log_scale=float(meta.get("max_log_scale", DEFAULT_MAX_LOG_SCALE)),
             extra={k: v for k, v in meta.items() if k not in known},
         )
     except (ValueError, KeyError, TypeError, IndexError) as error:
@@ -94,3 +109,7 @@ def info_from_metadata(text: str, fmt: str, source: str) -> ModelInfo:
             f"{source} has no ssdcli metadata ({type(error).__name__}: {error}); "
             "use a file written by `ssd export`"
         ) from error
+
+
+def _pair(values: Any) -> tuple[float, float]:
+    return (float(values[0]), float(values[1]))

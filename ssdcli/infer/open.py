@@ -10,10 +10,14 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ssdcli.errors import CheckpointError, UsageError
 from ssdcli.infer.base import BasePredictor
 from ssdcli.infer.eager import Predictor
+
+if TYPE_CHECKING:
+    from ssdcli.postprocess import PostprocessOverrides
 
 
 def model_format(path: str | Path) -> str:
@@ -62,9 +66,7 @@ def find_default_model(runs_dir: str | Path = "runs") -> Path:
 def open_predictor(
     path: str | Path,
     device: str = "cpu",
-    score_threshold: float | None = None,
-    nms_iou: float | None = None,
-    max_detections: int | None = None,
+    overrides: PostprocessOverrides | None = None,
     batch_size: int = 8,
     classes: Sequence[int] | None = None,
 ) -> BasePredictor:
@@ -74,29 +76,22 @@ def open_predictor(
         path: the model file.
         device: torch device for checkpoints and TorchScript; ONNX Runtime uses CUDA when the
             device is a GPU and the CUDA provider is installed, else the CPU.
-        score_threshold, nms_iou, max_detections: None = the model's own settings.
+        overrides: post-processing asked for at run time; None values = the model's own.
         batch_size: images per forward pass (models exported with a fixed batch use theirs).
         classes: keep only these labels.
 
     Raises:
         CheckpointError: the file cannot be read.
     """
-    options = {
-        "score_threshold": score_threshold,
-        "nms_iou": nms_iou,
-        "max_detections": max_detections,
-        "batch_size": batch_size,
-        "classes": classes,
-    }
     fmt = model_format(path)
     if fmt == "onnx":
         from ssdcli.infer.runtimes import OnnxPredictor
 
-        return OnnxPredictor(path, device=device, **options)
+        return OnnxPredictor(path, device, overrides, batch_size, classes)
     if fmt == "torchscript":
         from ssdcli.infer.runtimes import TorchScriptPredictor
 
-        return TorchScriptPredictor(path, device=device, **options)
+        return TorchScriptPredictor(path, device, overrides, batch_size, classes)
     from ssdcli.checkpoint.file import load_detector
 
     loaded = load_detector(path, device=device)
@@ -106,5 +101,7 @@ def open_predictor(
         device,
         class_names=loaded.class_names,
         category_ids=loaded.category_ids,
-        **options,
+        overrides=overrides,
+        batch_size=batch_size,
+        classes=classes,
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from ssdcli.infer.base import BasePredictor
 from ssdcli.infer.model_info import METADATA_KEY, ModelInfo, info_from_metadata
 
 if TYPE_CHECKING:
-    from ssdcli.postprocess import Detections
+    from ssdcli.postprocess import Detections, PostprocessOverrides
 
 
 def require(module: str) -> ModuleType:
@@ -51,36 +52,36 @@ class _ExportedPredictor(BasePredictor):
     def __init__(
         self,
         info: ModelInfo,
-        score_threshold: float | None,
-        nms_iou: float | None,
-        max_detections: int | None,
+        overrides: PostprocessOverrides | None,
         batch_size: int,
         classes: Sequence[int] | None,
     ) -> None:
-        pp = info.postprocess
+        from ssdcli.postprocess import PostprocessOverrides
+
+        overrides = overrides or PostprocessOverrides()
+        baked = info.postprocess
         self.notes: list[str] = []
         if info.form == "nms":
-            baked_thr, baked_iou = float(pp["score_threshold"]), float(pp["nms_iou"])
-            if score_threshold is not None and score_threshold < baked_thr:
+            # Post-processing inside the file is fixed: only a stricter threshold (applied to
+            # its output) and a lower per-image limit can still be honoured.
+            asked = overrides.score_threshold
+            if asked is not None and asked < baked.score_threshold:
                 self.notes.append(
-                    f"this model keeps scores above {baked_thr:g} (set at export); "
-                    f"--threshold {score_threshold:g} acts as {baked_thr:g}"
+                    f"this model keeps scores above {baked.score_threshold:g} (set at export); "
+                    f"--threshold {asked:g} acts as {baked.score_threshold:g}"
                 )
-            if nms_iou is not None and abs(nms_iou - baked_iou) > 1e-9:
+            if overrides.nms_iou is not None and abs(overrides.nms_iou - baked.nms_iou) > 1e-9:
                 self.notes.append(
-                    f"this model's NMS IoU is {baked_iou:g} (set at export); --nms-iou is ignored"
+                    f"this model's NMS IoU is {baked.nms_iou:g} (set at export); "
+                    "--nms-iou is ignored"
                 )
-            nms_iou = baked_iou
-            if max_detections is not None and max_detections > int(pp["max_detections"]):
-                max_detections = int(pp["max_detections"])
-        super().__init__(
-            info,
-            pp.get("score_threshold", 0.01) if score_threshold is None else score_threshold,
-            pp.get("nms_iou", 0.45) if nms_iou is None else nms_iou,
-            pp.get("max_detections", 200) if max_detections is None else max_detections,
-            batch_size,
-            classes,
-        )
+            limit = overrides.max_detections
+            overrides = replace(
+                overrides,
+                nms_iou=None,
+                max_detections=None if limit is None else min(limit, baked.max_detections),
+            )
+        super().__init__(info, overrides.apply(baked), batch_size, classes)
         self._postprocessor: Any = None
 
     def _run(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
@@ -113,7 +114,7 @@ class _ExportedPredictor(BasePredictor):
         for b, (height, width) in enumerate(sizes_hw):
             n = int(count_B[b])
             scores = scores_BD[b, :n]
-            keep = np.flatnonzero(scores > self.score_threshold)[: self._post_limit()]
+            keep = np.flatnonzero(scores > self.settings.score_threshold)[: self._post_limit()]
             scale = np.array([width, height, width, height], dtype=np.float32)
             pixels = np.minimum(np.maximum(boxes_BD4[b, keep] * scale, 0.0), scale)
             results.append(
@@ -134,25 +135,20 @@ class _ExportedPredictor(BasePredictor):
     ) -> list[Detections]:
         import torch
 
-        from ssdcli.boxes import BoxCoder
         from ssdcli.postprocess import PostProcessor
 
         if self._postprocessor is None:
-            pp = self.info.postprocess
             self._postprocessor = PostProcessor(
                 torch.as_tensor(np.asarray(priors_P4), dtype=torch.float32),
-                BoxCoder(tuple(self.info.extra.get("variances", (0.1, 0.2)))),
-                score_threshold=self.score_threshold,
-                nms_iou=self.nms_iou,
-                max_detections=self.max_detections,
-                pre_nms_top_k=int(pp.get("pre_nms_top_k", 400)),
+                self.info.box_coder(),
+                self.settings,
             )
-        self._postprocessor.max_detections = self._post_limit()
         with torch.inference_mode():
             return self._postprocessor(
                 torch.as_tensor(np.asarray(cls_logits_BPK), dtype=torch.float32),
                 torch.as_tensor(np.asarray(box_deltas_BP4), dtype=torch.float32),
                 sizes_hw,
+                max_detections=self._post_limit(),
             )
 
 
@@ -163,7 +159,8 @@ class OnnxPredictor(_ExportedPredictor):
         path: the ``.onnx`` file.
         device: ``"cuda..."`` uses ONNX Runtime's CUDA provider when installed, else the CPU.
         threads: intra-op threads (0 = ONNX Runtime's default).
-        Others: as :class:`~ssdcli.infer.eager.BasePredictor` (None = the file's settings).
+        overrides: post-processing asked for at run time (None values = the file's settings).
+        batch_size, classes: as :class:`~ssdcli.infer.base.BasePredictor`.
 
     Raises:
         ExportError: onnxruntime is not installed.
@@ -174,9 +171,7 @@ class OnnxPredictor(_ExportedPredictor):
         self,
         path: str | Path,
         device: str = "cpu",
-        score_threshold: float | None = None,
-        nms_iou: float | None = None,
-        max_detections: int | None = None,
+        overrides: PostprocessOverrides | None = None,
         batch_size: int = 8,
         classes: Sequence[int] | None = None,
         threads: int = 0,
@@ -202,7 +197,7 @@ class OnnxPredictor(_ExportedPredictor):
         info.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
-        super().__init__(info, score_threshold, nms_iou, max_detections, batch_size, classes)
+        super().__init__(info, overrides, batch_size, classes)
 
     def _run(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
         return self.session.run(self.output_names, {self.input_name: batch_BCHW})
@@ -214,7 +209,8 @@ class TorchScriptPredictor(_ExportedPredictor):
     Args:
         path: the TorchScript file.
         device: torch device to load it on.
-        Others: as :class:`~ssdcli.infer.eager.BasePredictor` (None = the file's settings).
+        overrides: post-processing asked for at run time (None values = the file's settings).
+        batch_size, classes: as :class:`~ssdcli.infer.base.BasePredictor`.
 
     Raises:
         CheckpointError: the file cannot be loaded or has no ssdcli metadata.
@@ -224,9 +220,7 @@ class TorchScriptPredictor(_ExportedPredictor):
         self,
         path: str | Path,
         device: str = "cpu",
-        score_threshold: float | None = None,
-        nms_iou: float | None = None,
-        max_detections: int | None = None,
+        overrides: PostprocessOverrides | None = None,
         batch_size: int = 8,
         classes: Sequence[int] | None = None,
     ) -> None:
@@ -248,7 +242,7 @@ class TorchScriptPredictor(_ExportedPredictor):
         text = files[f"{METADATA_KEY}.json"]
         text = text.decode() if isinstance(text, bytes) else text
         info = info_from_metadata(text, "torchscript", str(path))
-        super().__init__(info, score_threshold, nms_iou, max_detections, batch_size, classes)
+        super().__init__(info, overrides, batch_size, classes)
 
     def _run(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
         import torch

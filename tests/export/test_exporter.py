@@ -18,6 +18,7 @@ from ssdcli.export.torchscript import postprocess_padded
 from ssdcli.export.verify import FLOAT32, compare_detections, synthetic_images
 from ssdcli.infer.open import model_format, open_predictor
 from ssdcli.model import build_detector
+from ssdcli.postprocess import PostprocessOverrides
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -49,8 +50,9 @@ def images() -> list[np.ndarray]:
 
 def _same_as_checkpoint(path: Path, checkpoint: Path, images: list[np.ndarray]) -> None:
     sizes = [im.shape[:2] for im in images]
-    reference = open_predictor(checkpoint, score_threshold=0.05, batch_size=3).predict(images)
-    exported = open_predictor(path, score_threshold=0.05, batch_size=3).predict(images)
+    asked = PostprocessOverrides(score_threshold=0.05)
+    reference = open_predictor(checkpoint, overrides=asked, batch_size=3).predict(images)
+    exported = open_predictor(path, overrides=asked, batch_size=3).predict(images)
     report = compare_detections(reference, exported, sizes, FLOAT32)
     assert report.detections > 20  # random weights and a low threshold: plenty to compare
     assert report.passed, report.summary()
@@ -182,7 +184,9 @@ def test_scripted_postprocess_hand_case() -> None:
 def test_onnx_postprocess_graph_hand_case() -> None:
     from onnx import TensorProto, helper
 
-    from ssdcli.export.onnx_graph import add_postprocess
+    from ssdcli.boxes import BoxCoder
+    from ssdcli.export.onnx_postprocess import add_postprocess
+    from ssdcli.postprocess import PostprocessSettings
 
     logits, deltas, priors = _hand_case()
     graph = helper.make_graph(
@@ -201,7 +205,8 @@ def test_onnx_postprocess_graph_hand_case() -> None:
         ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    add_postprocess(model, priors.numpy(), 3, (0.1, 0.2), 4.0, 0.1, 0.45, 400, 4)
+    settings = PostprocessSettings(score_threshold=0.1, nms_iou=0.45, max_detections=4)
+    add_postprocess(model, priors.numpy(), 3, BoxCoder((0.1, 0.2), 4.0), settings)
     onnx.checker.check_model(model)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     # Image 2: the first prior becomes background, so the second class-1 box is no longer

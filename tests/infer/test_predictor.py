@@ -16,6 +16,7 @@ from ssdcli.errors import CheckpointError, UsageError
 from ssdcli.infer.eager import Predictor
 from ssdcli.infer.open import find_default_model, model_format, open_predictor
 from ssdcli.model import build_detector
+from ssdcli.postprocess import PostprocessOverrides
 
 CLASSES = ["cat", "dog", "fox"]
 TINY = {
@@ -43,7 +44,9 @@ def images() -> list[np.ndarray]:
 
 def test_detections_are_in_original_pixels(tiny, images) -> None:
     detector, recipe = tiny
-    predictor = Predictor(detector, recipe, class_names=CLASSES, score_threshold=0.05)
+    predictor = Predictor(
+        detector, recipe, class_names=CLASSES, overrides=PostprocessOverrides(score_threshold=0.05)
+    )
     image = images[0]
     small = predictor.predict([image])[0]
     assert len(small) > 0
@@ -62,8 +65,12 @@ def test_detections_are_in_original_pixels(tiny, images) -> None:
 
 def test_batched_equals_one_by_one(tiny, images) -> None:
     detector, recipe = tiny
-    batched = Predictor(detector, recipe, score_threshold=0.05, batch_size=3).predict(images)
-    single = Predictor(detector, recipe, score_threshold=0.05, batch_size=1).predict(images)
+    batched = Predictor(
+        detector, recipe, overrides=PostprocessOverrides(score_threshold=0.05), batch_size=3
+    ).predict(images)
+    single = Predictor(
+        detector, recipe, overrides=PostprocessOverrides(score_threshold=0.05), batch_size=1
+    ).predict(images)
     assert len(batched) == len(single) == 3
     for a, b in zip(batched, single, strict=True):
         assert len(a) == len(b)
@@ -73,10 +80,14 @@ def test_batched_equals_one_by_one(tiny, images) -> None:
 
 def test_settings_default_to_the_recipe_and_classes_filter(tiny, images) -> None:
     detector, recipe = tiny
-    predictor = Predictor(detector, recipe, max_detections=5, classes=[1])
-    assert predictor.score_threshold == 0.2 and predictor.nms_iou == 0.45
+    predictor = Predictor(
+        detector, recipe, overrides=PostprocessOverrides(max_detections=5), classes=[1]
+    )
+    assert predictor.settings.score_threshold == 0.2 and predictor.settings.nms_iou == 0.45
     assert predictor.info.class_names == ["class0", "class1", "class2"]
-    everything = Predictor(detector, recipe, max_detections=10_000).predict(images)
+    everything = Predictor(
+        detector, recipe, overrides=PostprocessOverrides(max_detections=10_000)
+    ).predict(images)
     for det, full in zip(predictor.predict(images), everything, strict=True):
         # The best five of class 1, even where other classes fill the first five places.
         wanted = full.scores_D[full.labels_D == 1][:5]
@@ -105,11 +116,13 @@ def _checkpoint(tiny, path: Path) -> Path:
 def test_open_predictor_on_a_checkpoint(tiny, images, tmp_path: Path) -> None:
     path = _checkpoint(tiny, tmp_path / "best.pt")
     assert model_format(path) == "checkpoint"
-    predictor = open_predictor(path, score_threshold=0.05)
+    predictor = open_predictor(path, overrides=PostprocessOverrides(score_threshold=0.05))
     assert isinstance(predictor, Predictor)
     assert predictor.class_names == CLASSES
     detector, recipe = tiny
-    expected = Predictor(detector, recipe, score_threshold=0.05).predict(images[:1])[0]
+    expected = Predictor(
+        detector, recipe, overrides=PostprocessOverrides(score_threshold=0.05)
+    ).predict(images[:1])[0]
     got = predictor.predict(images[:1])[0]
     torch.testing.assert_close(got.boxes_D4, expected.boxes_D4)
 

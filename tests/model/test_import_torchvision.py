@@ -9,6 +9,7 @@ must agree within 1e-4.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -23,7 +24,7 @@ from ssdcli.config import Recipe, override_recipe
 from ssdcli.data.transforms import preprocess_image
 from ssdcli.model import build_detector
 from ssdcli.model.importers import detect_format, import_torchvision, torchvision_arch
-from ssdcli.postprocess import PostProcessor
+from ssdcli.postprocess import PostProcessor, PostprocessSettings
 
 TOL = 1e-4
 BUILDERS = {
@@ -120,10 +121,7 @@ def test_detections_match(pair):
     ours = PostProcessor(
         pair.detector.priors_P4,
         BoxCoder(pair.recipe.priors.variances),
-        score_threshold=0.2,
-        nms_iou=post.nms_iou,
-        max_detections=post.max_detections,
-        pre_nms_top_k=post.pre_nms_top_k,
+        replace(PostprocessSettings.from_mapping(post), score_threshold=0.2),
     )(pair.cls_logits_BPK, pair.box_deltas_BP4, [size_hw])[0]
     assert 20 <= len(ours) == len(expected["scores"])
     assert torch.allclose(ours.scores_D, expected["scores"], atol=TOL, rtol=0)

@@ -8,7 +8,7 @@ import torch
 import torchvision
 
 from ssdcli.boxes import BoxCoder
-from ssdcli.postprocess import Detections, PostProcessor
+from ssdcli.postprocess import Detections, PostProcessor, PostprocessSettings
 
 # Normalised cxcywh priors: 0 and 1 overlap (IoU 0.818), 2 is apart.
 PRIORS = torch.tensor([[0.25, 0.25, 0.5, 0.5], [0.3, 0.25, 0.5, 0.5], [0.75, 0.75, 0.5, 0.5]])
@@ -27,7 +27,9 @@ def run(probs, sizes=((100, 100),), deltas=None, priors=PRIORS, **kwargs) -> lis
     logits = logits_from(probs)
     if deltas is None:
         deltas = torch.zeros(logits.shape[0], logits.shape[1], 4)
-    return PostProcessor(priors, BoxCoder(), **kwargs)(logits, deltas, list(sizes))
+    return PostProcessor(priors, BoxCoder(), PostprocessSettings(**kwargs))(
+        logits, deltas, list(sizes)
+    )
 
 
 def test_overlapping_boxes_of_different_classes_are_both_kept() -> None:
@@ -167,9 +169,9 @@ def test_equals_plain_reference(seed: int, batch: int, ties: bool, setting: tupl
     priors, logits, deltas = realistic(seed, batch, ties=ties)
     sizes = [(300 + 17 * i, 500 - 31 * i) for i in range(batch)]
     threshold, iou, max_detections, top_k = setting
-    ours = PostProcessor(priors, BoxCoder(), threshold, iou, max_detections, top_k)(
-        logits, deltas, sizes
-    )
+    ours = PostProcessor(
+        priors, BoxCoder(), PostprocessSettings(threshold, iou, max_detections, top_k)
+    )(logits, deltas, sizes)
     expected = reference(logits, deltas, priors, sizes, threshold, iou, max_detections, top_k)
     assert_same(ours, expected)
     assert sum(len(d) for d in ours) > 0
@@ -181,7 +183,7 @@ def test_heavy_suppression_takes_more_candidates() -> None:
     priors = torch.tensor([[0.2, 0.2, 0.3, 0.3]] * 60 + [[0.7, 0.7, 0.3, 0.3]] * 60)
     logits = torch.zeros(1, 120, 3)
     logits[0, :, 1] = torch.linspace(4.0, 2.0, 120)
-    ours = PostProcessor(priors, BoxCoder(), 0.01, 0.45, max_detections=2)(
+    ours = PostProcessor(priors, BoxCoder(), PostprocessSettings(max_detections=2))(
         logits, torch.zeros(1, 120, 4), [(100, 100)]
     )
     expected = reference(logits, torch.zeros(1, 120, 4), priors, [(100, 100)], 0.01, 0.45, 2, 400)
@@ -205,7 +207,9 @@ def test_thresholds_at_the_ends_and_half_precision() -> None:
     priors, logits, deltas = realistic(7, 2)
     sizes = [(200, 300), (300, 200)]
     for threshold in (1.0, 2.0):  # softmax scores never exceed 1
-        dets = PostProcessor(priors, BoxCoder(), threshold)(logits, deltas, sizes)
+        dets = PostProcessor(priors, BoxCoder(), PostprocessSettings(threshold))(
+            logits, deltas, sizes
+        )
         assert [len(d) for d in dets] == [0, 0]
     half = PostProcessor(priors, BoxCoder())(logits.half(), deltas.half(), sizes)
     expected = reference(logits.half(), deltas.half(), priors, sizes, 0.01, 0.45, 200, 400)
@@ -216,6 +220,8 @@ def test_non_finite_logits_give_no_detection_for_that_prior() -> None:
     probs = [[[0.05, 0.9, 0.05], [0.35, 0.6, 0.05], [0.3, 0.7, 1e-9]]]
     logits = logits_from(probs)
     logits[0, 0, 2] = float("nan")
-    (det,) = PostProcessor(PRIORS, BoxCoder(), 0.1)(logits, torch.zeros(1, 3, 4), [(1, 1)])
+    (det,) = PostProcessor(PRIORS, BoxCoder(), PostprocessSettings(0.1))(
+        logits, torch.zeros(1, 3, 4), [(1, 1)]
+    )
     # Prior 0 is gone (NaN softmax): prior 1 is no longer suppressed by it.
     assert det.labels_D.tolist() == [0, 0] and det.scores_D.tolist() == pytest.approx([0.7, 0.6])
