@@ -1,26 +1,210 @@
-"""The layer rules of ARCHITECTURE.md, checked statically on the source and at run time."""
+"""The package's layers (docs/architecture.md), checked on the source and at run time.
+
+Every ``import`` counts, wherever it is: at module level, inside a function, or under
+``TYPE_CHECKING``. A module may import from a lower layer, or from its own group; the only
+sideways edges between groups of one layer are :data:`SIDEWAYS`.
+"""
 
 from __future__ import annotations
 
 import ast
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "ssdcli"
 
+LAYERS: list[list[str]] = [
+    ["ssdcli", "ssdcli.errors", "ssdcli.recipe_io", "ssdcli.config", "ssdcli.device"],
+    ["ssdcli.boxes", "ssdcli.priors"],
+    ["ssdcli.matcher", "ssdcli.loss", "ssdcli.nms", "ssdcli.postprocess"],
+    ["ssdcli.metrics"],
+    ["ssdcli.model", "ssdcli.data"],
+    ["ssdcli.viz"],
+    ["ssdcli.checkpoint"],
+    ["ssdcli.infer"],
+    ["ssdcli.train", "ssdcli.evaluate", "ssdcli.detect", "ssdcli.export", "ssdcli.inspect"],
+    ["ssdcli.cli"],
+    ["ssdcli.__main__"],
+]
+"""Lowest first. Each entry is a group: a module, or a package with everything under it.
+The modules of layers 0-2 are one group per layer (the core modules may use each other)."""
 
-def _imported_modules(path: Path) -> set[str]:
-    """Every module named by an ``import`` or ``from ... import`` anywhere in ``path``."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
+SIDEWAYS = {("ssdcli.train", "ssdcli.evaluate"), ("ssdcli.export", "ssdcli.evaluate")}
+"""Edges allowed between groups of one layer: training and export evaluate models."""
+
+ONE_GROUP_LAYERS = {0, 1, 2}
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """``{module: modules of the package it imports}`` for every module under ``root``.
+
+    ``from pkg import name`` counts as an import of ``pkg.name`` when that is a module.
+    """
+    modules = {module_name(p, root): p for p in root.rglob("*.py")}
+    prefix = root.name
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        graph[name] = {
+            m for m in found if m in modules and m != name and m.split(".")[0] == prefix
+        }
+    return graph
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def place(module: str) -> tuple[int, str]:
+    """``(layer, group)`` of a module; KeyError for one that no layer names."""
+    for layer, groups in enumerate(LAYERS):
+        for group in groups:
+            # "ssdcli" names the package's own __init__ only, not everything under it.
+            inside = module == group or (group != "ssdcli" and module.startswith(group + "."))
+            if inside:
+                return layer, f"layer{layer}" if layer in ONE_GROUP_LAYERS else group
+    raise KeyError(module)
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    bad = []
+    for source, targets in graph.items():
+        src_layer, src_group = place(source)
+        for target in targets:
+            dst_layer, dst_group = place(target)
+            allowed = dst_layer < src_layer or dst_group == src_group
+            if not allowed and (src_group, dst_group) not in SIDEWAYS:
+                bad.append(f"{source} (layer {src_layer}) imports {target} (layer {dst_layer})")
+    return sorted(bad)
+
+
+def test_every_module_has_a_layer() -> None:
+    unplaced = []
+    for module in import_graph(PACKAGE):
+        try:
+            place(module)
+        except KeyError:
+            unplaced.append(module)
+    assert unplaced == []
+
+
+def test_no_import_cycle() -> None:
+    assert find_cycles(import_graph(PACKAGE)) == []
+
+
+def test_imports_only_go_down_the_layers() -> None:
+    assert layer_violations(import_graph(PACKAGE)) == []
+
+
+def _write_package(root: Path, files: dict[str, str]) -> Path:
+    package = root / "ssdcli"
+    for name, text in files.items():
+        path = package / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return package
+
+
+def test_the_checks_catch_a_cycle_hidden_in_a_function_or_type_checking(tmp_path) -> None:
+    package = _write_package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "train/__init__.py": "",
+            "train/setup.py": "from ssdcli.train import state\n",
+            "train/state.py": """
+                from typing import TYPE_CHECKING
+                if TYPE_CHECKING:
+                    from ssdcli.train.setup import Parts
+                """,
+            "infer/__init__.py": "",
+            "infer/base.py": "def f():\n    from ssdcli.infer.open import g\n",
+            "infer/open.py": "from ssdcli.infer.base import f\n",
+        },
+    )
+    cycles = find_cycles(import_graph(package))
+    assert cycles == [
+        ["ssdcli.infer.base", "ssdcli.infer.open"],
+        ["ssdcli.train.setup", "ssdcli.train.state"],
+    ]
+
+
+def test_the_checks_catch_an_upward_edge(tmp_path) -> None:
+    package = _write_package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "viz/__init__.py": "",
+            "viz/plots.py": "def f():\n    from ssdcli.evaluate.run import g\n",
+            "evaluate/__init__.py": "",
+            "evaluate/run.py": "from ssdcli.detect.run import h\n",
+            "detect/__init__.py": "",
+            "detect/run.py": "",
+        },
+    )
+    assert layer_violations(import_graph(package)) == [
+        "ssdcli.evaluate.run (layer 8) imports ssdcli.detect.run (layer 8)",
+        "ssdcli.viz.plots (layer 5) imports ssdcli.evaluate.run (layer 8)",
+    ]
+
+
+def test_the_current_package_fails_when_a_cycle_is_added(tmp_path) -> None:
+    """The real package, copied, with one import added that closes a loop."""
+    import shutil
+
+    copy = tmp_path / "ssdcli"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    boxes = copy / "boxes.py"
+    boxes.write_text(boxes.read_text() + "\n\ndef _late():\n    from ssdcli.matcher import match\n")
+    graph = import_graph(copy)
+    assert ["ssdcli.boxes", "ssdcli.matcher"] in find_cycles(graph)
+    assert "ssdcli.boxes (layer 1) imports ssdcli.matcher (layer 2)" in layer_violations(graph)
 
 
 def _top_level_imports(path: Path) -> set[str]:
@@ -34,24 +218,9 @@ def _top_level_imports(path: Path) -> set[str]:
     return names
 
 
-def test_data_never_imports_model() -> None:
-    offenders = [
-        str(path.relative_to(PACKAGE))
-        for path in (PACKAGE / "data").rglob("*.py")
-        if any(name.startswith("ssdcli.model") for name in _imported_modules(path))
-    ]
-    assert offenders == []
-
-
-@pytest.mark.parametrize("module", ["config.py", "errors.py"])
-def test_config_and_errors_import_no_torch(module: str) -> None:
-    assert not {
-        name for name in _imported_modules(PACKAGE / module) if name.split(".")[0] == "torch"
-    }
-
-
-def test_cli_modules_import_torch_lazily() -> None:
-    heavy = ("torch", "torchvision", "ssdcli.engine", "ssdcli.model")
+def test_cli_modules_import_heavy_packages_lazily() -> None:
+    heavy = ("torch", "torchvision", "ssdcli.model", "ssdcli.checkpoint", "ssdcli.infer")
+    heavy += tuple(LAYERS[8])
     offenders = {
         str(path.relative_to(PACKAGE)): sorted(
             name for name in _top_level_imports(path) if name.startswith(heavy)
@@ -61,14 +230,18 @@ def test_cli_modules_import_torch_lazily() -> None:
     assert {path: names for path, names in offenders.items() if names} == {}
 
 
-def test_help_does_not_import_torch() -> None:
-    code = (
-        "import sys\n"
+@pytest.mark.parametrize(
+    "code",
+    [
         "from typer.testing import CliRunner\n"
         "from ssdcli.cli.app import app\n"
         "result = CliRunner().invoke(app, ['--help'])\n"
-        "assert result.exit_code == 0, result.output\n"
-        "print('torch' in sys.modules)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        "assert result.exit_code == 0, result.output\n",
+        "import ssdcli.config\n",
+    ],
+    ids=["ssd --help", "ssdcli.config"],
+)
+def test_imports_no_torch(code: str) -> None:
+    probe = "import sys\n" + code + "print('torch' in sys.modules)\n"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
