@@ -3,7 +3,8 @@
 ``read_image_rgb`` decodes with OpenCV, which applies the EXIF orientation and converts grayscale,
 RGBA (alpha dropped), 16-bit (scaled to 8 bits) and palette images to three 8-bit channels.
 ``image_size_hw`` reads only the header (Pillow, lazy open) so that validating a large data set
-does not decode every pixel.
+does not decode every pixel. ``load_image`` decodes very large images at a reduced size
+(``ssd detect`` on a gigapixel scan).
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ from ssdcli.errors import DataError
 _IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
+    | {".pbm", ".pnm", ".jp2", ".dib"}
+)
+"""File suffixes (lower case) taken as images, by every reader and by ``ssd detect``."""
+
+MAX_DECODE_SIDE = 4096
+"""``load_image`` decodes images whose longer side exceeds this at 1/2, 1/4 or 1/8 size."""
 
 
 def read_image_rgb(path: str | Path) -> np.ndarray:
@@ -59,7 +69,10 @@ def image_size_hw(path: str | Path) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError  # Pillow ships with matplotlib
 
     path = Path(path)
+    limit = Image.MAX_IMAGE_PIXELS
     try:
+        # Header only: Pillow's decompression-bomb check guards decoding, which is not done here.
+        Image.MAX_IMAGE_PIXELS = None
         with Image.open(path) as image:
             width, height = image.size
             orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
@@ -69,6 +82,51 @@ def image_size_hw(path: str | Path) -> tuple[int, int]:
         raise DataError(
             f"image {path} cannot be read ({error}); fix: replace the file or remove it"
         ) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
     if orientation in _TRANSPOSED_ORIENTATIONS:
         width, height = height, width
     return int(height), int(width)
+
+
+def reduction_factor(size_hw: tuple[int, int], max_side: int = MAX_DECODE_SIDE) -> int:
+    """Smallest of 1, 2, 4, 8 that brings the longer side to at most ``max_side`` (8 at most)."""
+    for factor in (1, 2, 4):
+        if max(size_hw) <= max_side * factor:
+            return factor
+    return 8
+
+
+_REDUCED_FLAGS = {
+    2: "IMREAD_REDUCED_COLOR_2",
+    4: "IMREAD_REDUCED_COLOR_4",
+    8: "IMREAD_REDUCED_COLOR_8",
+}
+
+
+def load_image(
+    path: str | Path, max_side: int = MAX_DECODE_SIDE
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode an image as RGB uint8, at a reduced size when it is very large.
+
+    Args:
+        path: the image file.
+        max_side: longer side above which decoding is reduced by 2, 4 or 8.
+
+    Returns:
+        ``(image_rgb [h, w, 3] uint8, original size_hw)``; EXIF orientation applied to both.
+
+    Raises:
+        DataError: the file is missing or cannot be decoded (the message names it).
+    """
+    try:
+        size_hw: tuple[int, int] | None = image_size_hw(path)
+    except DataError:  # the full decoder below says what is wrong with the file
+        size_hw = None
+    factor = 1 if size_hw is None else reduction_factor(size_hw, max_side)
+    if factor > 1:
+        bgr = cv2.imread(str(path), getattr(cv2, _REDUCED_FLAGS[factor]))
+        if bgr is not None and bgr.ndim == 3:
+            return np.ascontiguousarray(bgr[:, :, ::-1]), size_hw
+    image = read_image_rgb(path)
+    return image, (int(image.shape[0]), int(image.shape[1]))

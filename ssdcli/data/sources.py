@@ -22,17 +22,12 @@ from typing import Literal, TextIO
 
 import numpy as np
 
+from ssdcli.data.images import IMAGE_SUFFIXES, MAX_DECODE_SIDE, load_image
 from ssdcli.errors import DataError
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
-    | {".pbm", ".pnm", ".jp2", ".dib"}
-)
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 )
-MAX_DECODE_SIDE = 4096
-"""Images whose longer side exceeds this are decoded at 1/2, 1/4 or 1/8 of their size."""
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -170,65 +165,6 @@ def _with_stdin(sources: Sequence[str], stdin: TextIO | None) -> Iterator[str]:
             line = line.strip()
             if line and not line.startswith("#"):
                 yield line
-
-
-def image_size_hw(path: Path) -> tuple[int, int] | None:
-    """``(H, W)`` after EXIF orientation, from the file header only (None when unreadable)."""
-    from PIL import Image
-
-    limit = Image.MAX_IMAGE_PIXELS
-    try:
-        Image.MAX_IMAGE_PIXELS = None  # header only: the decompression-bomb check is ours here
-        with Image.open(path) as image:
-            width, height = image.size
-            orientation = image.getexif().get(0x0112, 1)
-    except Exception:  # unreadable headers are reported by the real decoder
-        return None
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
-    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
-
-
-def reduction_factor(size_hw: tuple[int, int], max_side: int = MAX_DECODE_SIDE) -> int:
-    """Smallest of 1, 2, 4, 8 that brings the longer side to at most ``max_side`` (8 at most)."""
-    for factor in (1, 2, 4):
-        if max(size_hw) <= max_side * factor:
-            return factor
-    return 8
-
-
-_REDUCED_FLAGS = {
-    2: "IMREAD_REDUCED_COLOR_2",
-    4: "IMREAD_REDUCED_COLOR_4",
-    8: "IMREAD_REDUCED_COLOR_8",
-}
-
-
-def load_image(path: Path, max_side: int = MAX_DECODE_SIDE) -> tuple[np.ndarray, tuple[int, int]]:
-    """Decode an image as RGB uint8, at a reduced size when it is very large.
-
-    Args:
-        path: the image file.
-        max_side: longer side above which decoding is reduced by 2, 4 or 8.
-
-    Returns:
-        ``(image_rgb [h, w, 3] uint8, original size_hw)``; EXIF orientation applied to both.
-
-    Raises:
-        DataError: the file is missing or cannot be decoded (the message names it).
-    """
-    size_hw = image_size_hw(path)
-    factor = 1 if size_hw is None else reduction_factor(size_hw, max_side)
-    if factor > 1:
-        import cv2
-
-        bgr = cv2.imread(str(path), getattr(cv2, _REDUCED_FLAGS[factor]))
-        if bgr is not None and bgr.ndim == 3:
-            return np.ascontiguousarray(bgr[:, :, ::-1]), size_hw
-    from ssdcli.data.images import read_image_rgb
-
-    image = read_image_rgb(path)
-    return image, (int(image.shape[0]), int(image.shape[1]))
 
 
 def video_info(path: Path) -> tuple[int, float, tuple[int, int]]:

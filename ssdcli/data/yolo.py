@@ -15,11 +15,11 @@ from pathlib import Path
 
 import yaml
 
+from ssdcli.data.images import IMAGE_SUFFIXES
 from ssdcli.data.records import Manifest, Record
 from ssdcli.data.validate import ProblemLog, check_image, clean_objects
 from ssdcli.errors import DataError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 SPLIT_KEYS = ("train", "val", "test")
 
 

@@ -231,7 +231,7 @@ def run_detect(
         on_problem: called for each source that cannot be read (the run continues).
         max_side: decode images whose longer side exceeds this at a reduced size.
     """
-    from ssdcli.data.sources import MAX_DECODE_SIDE
+    from ssdcli.data.images import MAX_DECODE_SIDE
 
     start = time.perf_counter()
     summary = DetectSummary(out_dir)

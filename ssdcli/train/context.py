@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from ssdcli.boxes import BoxCoder
     from ssdcli.config import Recipe
     from ssdcli.data.records import Manifest
+    from ssdcli.data.sampler import EpochBatchSampler
     from ssdcli.model import Detector
-    from ssdcli.train.distributed import DistInfo, EpochBatchSampler
+    from ssdcli.train.distributed import DistInfo
     from ssdcli.train.ema import ModelEma
     from ssdcli.train.runlog import MetricsLog, TrainProgress
     from ssdcli.train.stop import StopSignal

@@ -13,7 +13,6 @@ resumed run skips the batches already consumed in its epoch.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -181,59 +180,3 @@ def _to_gloo_sync(module: nn.Module) -> nn.Module:
     for name, child in module.named_children():
         module.add_module(name, _to_gloo_sync(child))
     return module
-
-
-class EpochBatchSampler:
-    """Yields this rank's index lists for one epoch; the order depends only on ``(seed, epoch)``.
-
-    Args:
-        num_samples: size of the split.
-        global_batch: images per optimisation step over all ranks (the recipe's batch size).
-        seed: run seed.
-        info: this process's rank and world size; the per-rank batch is ``global_batch // W``.
-        shuffle: permute each epoch (training) or keep the split order.
-
-    Incomplete last batches are dropped (SSD's BN/loss prefer full batches; every epoch sees
-    different samples dropped because the permutation changes).
-    """
-
-    def __init__(
-        self, num_samples: int, global_batch: int, seed: int, info: DistInfo, shuffle: bool = True
-    ) -> None:
-        assert global_batch % info.world_size == 0, "global batch must split evenly over ranks"
-        self.num_samples = num_samples
-        self.global_batch = global_batch
-        self.seed = seed
-        self.info = info
-        self.shuffle = shuffle
-        self.epoch = 0
-        self.skip_batches = 0
-
-    def __len__(self) -> int:
-        """Batches this epoch still yields (after skipping consumed ones)."""
-        return max(self.batches_per_epoch - self.skip_batches, 0)
-
-    @property
-    def batches_per_epoch(self) -> int:
-        """Full global batches in one epoch."""
-        return self.num_samples // self.global_batch
-
-    def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
-        """Selects the epoch to iterate next and how many of its first batches to skip."""
-        self.epoch = epoch
-        self.skip_batches = skip_batches
-
-    def epoch_order(self, epoch: int) -> list[int]:
-        """The full one-process sample order of ``epoch`` (a permutation of the split)."""
-        if not self.shuffle:
-            return list(range(self.num_samples))
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(self.num_samples, generator=generator).tolist()
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        """Yields lists of ``(epoch, index)`` keys for this rank."""
-        order = self.epoch_order(self.epoch)
-        world, rank = self.info.world_size, self.info.rank
-        for step in range(self.skip_batches, self.batches_per_epoch):
-            chunk = order[step * self.global_batch : (step + 1) * self.global_batch]
-            yield [(self.epoch, index) for index in chunk[rank::world]]

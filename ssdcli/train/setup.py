@@ -20,13 +20,13 @@ from rich.console import Console
 from torch import nn
 
 from ssdcli.config import Recipe
+from ssdcli.data.sampler import EpochBatchSampler
 from ssdcli.device import parse_device
 from ssdcli.errors import DataError, RecipeError
 from ssdcli.train import state as trainstate
 from ssdcli.train.context import LoopState, TrainParts
 from ssdcli.train.distributed import (
     DistInfo,
-    EpochBatchSampler,
     convert_sync_batchnorm,
     init_distributed,
     shutdown_distributed,
@@ -203,7 +203,9 @@ def _make_loader(
             f"split '{split}' has {len(dataset)} images, fewer than data.batch_size="
             f"{data.batch_size}; lower the batch size"
         )
-    sampler = EpochBatchSampler(len(dataset), data.batch_size, recipe.train.seed, info)
+    sampler = EpochBatchSampler(
+        len(dataset), data.batch_size, recipe.train.seed, info.world_size, info.rank
+    )
     workers = data.workers
     loader = torch.utils.data.DataLoader(
         dataset,  # keys (epoch, position): augmentation seeded from (seed, epoch, position)

@@ -11,7 +11,7 @@ import torch
 
 from ssdcli.data.collate import collate
 from ssdcli.data.dataset import DetectionDataset
-from ssdcli.data.loader import EpochSampler, build_loader
+from ssdcli.data.loader import build_loader
 from ssdcli.data.records import Manifest, Record
 from ssdcli.errors import DataError
 
@@ -107,24 +107,12 @@ def test_collate_pads_with_a_mask(manifest: Manifest) -> None:
     assert batch.to("cpu").gt_mask_BG.dtype == torch.bool and len(batch) == 2
 
 
-def test_epoch_sampler_orders_and_shards() -> None:
-    sampler = EpochSampler(10, shuffle=True, seed=1)
-    first, second = list(sampler), list(sampler)  # a full pass moves to the next epoch
-    assert sorted(first) == list(range(10)) and sorted(second) == list(range(10, 20))
-    assert [k - 10 for k in second] != first
-    sampler.set_epoch(1, start=3)
-    assert list(sampler) == second[3:]
-    shards = [list(EpochSampler(10, True, 1, num_replicas=3, rank=r)) for r in range(3)]
-    assert all(len(s) == 4 for s in shards) and set(sum(shards, [])) == set(range(10))
-    assert list(EpochSampler(4, shuffle=False)) == [0, 1, 2, 3]
-
-
 def test_worker_count_does_not_change_the_batches(manifest: Manifest) -> None:
     dataset = DetectionDataset(manifest, "train", (24, 24), INPUT, train=True, seed=5)
     runs = []
     for workers in (0, 2):
         loader = build_loader(dataset, 3, train=True, seed=7, workers=workers)
-        loader.sampler.set_epoch(1)
+        loader.batch_sampler.set_epoch(1)
         runs.append(list(loader))
     assert len(runs[0]) == 2
     for one, two in zip(*runs, strict=True):

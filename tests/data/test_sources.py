@@ -10,14 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssdcli.data.sources import (
-    SourceItem,
-    expand_sources,
-    image_size_hw,
-    iter_frames,
-    load_image,
-    reduction_factor,
-)
+from ssdcli.data.images import image_size_hw, load_image, reduction_factor
+from ssdcli.data.sources import SourceItem, expand_sources, iter_frames
 from ssdcli.errors import DataError
 
 
