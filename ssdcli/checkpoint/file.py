@@ -12,7 +12,7 @@ is refused instead of executed. Keys:
   order ``0..C-1``;
 * ``model`` (dict[str, Tensor]): the network's ``state_dict``;
 * for resuming training: ``optimizer``, ``scheduler``, ``scaler``, ``ema``, ``iteration``,
-  ``epoch``, ``rng`` (see :func:`capture_rng_state`), ``data_order``, ``best_metric``.
+  ``epoch``, ``rng`` (:mod:`ssdcli.checkpoint.rng`), ``data_order``, ``best_metric``.
 
 ``eval``, ``detect`` and ``export`` need only this file: :func:`load_detector` rebuilds the network
 from the embedded recipe and loads its weights.
@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import random
 import tempfile
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
@@ -289,43 +288,3 @@ def load_detector(path: str | Path, device: str | torch.device = "cpu") -> Loade
     detector.model.to(device).eval()
     detector.priors_P4 = detector.priors_P4.to(device)
     return LoadedDetector(detector, recipe, class_names, payload.get("category_ids"))
-
-
-def capture_rng_state() -> dict[str, Any]:
-    """Random-number states of Python, NumPy and torch (CPU and CUDA) as plain values and tensors.
-
-    Returns:
-        ``{"python": tuple, "numpy": dict, "torch": Tensor[uint8], "cuda": list[Tensor]}``.
-    """
-    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
-    return {
-        "python": random.getstate(),
-        "numpy": {
-            "name": str(name),
-            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached),
-        },
-        "torch": torch.get_rng_state(),
-        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
-    }
-
-
-def restore_rng_state(state: dict[str, Any]) -> None:
-    """Restore states captured by :func:`capture_rng_state` (CUDA only where devices exist)."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    numpy_state = state["numpy"]
-    np.random.set_state(
-        (
-            numpy_state["name"],
-            numpy_state["keys"].numpy().astype(np.uint32),
-            numpy_state["pos"],
-            numpy_state["has_gauss"],
-            numpy_state["cached_gaussian"],
-        )
-    )
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"][: torch.cuda.device_count()])

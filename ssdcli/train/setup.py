@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import random
 import signal
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from ssdcli.config import Recipe
+from ssdcli.config import Recipe, TrainConfig
 from ssdcli.data.sampler import EpochBatchSampler
 from ssdcli.device import parse_device
 from ssdcli.errors import DataError, RecipeError
@@ -38,6 +39,7 @@ from ssdcli.train.stop import StopSignal
 
 if TYPE_CHECKING:
     from ssdcli.data.records import Manifest
+    from ssdcli.model import Detector
 
 
 def _worker_init(worker_id: int) -> None:
@@ -85,10 +87,9 @@ def build_parts(
         The run's parts and its loop state (at 0, or where ``last.pt`` left off).
     """
     from ssdcli.boxes import BoxCoder
-    from ssdcli.checkpoint.init import initialize_from, resolve_init_recipe
+    from ssdcli.checkpoint.init import resolve_init_recipe
     from ssdcli.data.manifest import build_manifest
     from ssdcli.loss import MultiBoxLoss
-    from ssdcli.model import build_detector
 
     cfg = recipe.train
     if manifest is None:
@@ -103,40 +104,14 @@ def build_parts(
 
     if recipe.model.init is not None:  # priors/normalisation the starting weights need
         recipe = resolve_init_recipe(recipe)
-    detector = build_detector(recipe, num_classes=len(manifest.class_names))
-    if recipe.model.init is not None:
-        log = console.print if info.is_main else (lambda line: None)
-        initialize_from(detector, recipe, list(manifest.class_names), log)
+    detector, train_model = _build_model(recipe, manifest, info, device, console)
     model = detector.model
-    if info.distributed:
-        model, _ = convert_sync_batchnorm(model, device.type)
-    # NHWC convolutions on every device (train_step feeds NHWC images): measured ~25% faster
-    # for the tiny backbone's training step on the CPU as well.
-    model.to(device, memory_format=torch.channels_last)
-    detector.model = model
-    detector.priors_P4 = detector.priors_P4.to(device)
-    train_model = model
-    if info.distributed:
-        ids = [device.index] if device.type == "cuda" else None
-        train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    if cfg.compile:
-        train_model = torch.compile(train_model)
 
     loader, sampler = _make_loader(recipe, manifest, info)
     total = cfg.iterations or cfg.epochs * sampler.batches_per_epoch
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, total, sampler.batches_per_epoch)
-    use_amp = device.type == "cuda" and cfg.amp != "off"
-    if cfg.amp != "off" and not use_amp and info.is_main:
-        console.print(f"[yellow]train.amp={cfg.amp} needs CUDA; training in float32 on CPU[/]")
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and cfg.amp == "fp16")
-    amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
-
-    def autocast() -> Any:
-        if use_amp:
-            return torch.autocast(device.type, dtype=amp_dtype)
-        return contextlib.nullcontext()
-
+    scaler, autocast = _mixed_precision(cfg, device, info, console)
     val = manifest.splits.get(recipe.data.val_split, [])
     parts = TrainParts(
         recipe=recipe, run_dir=run_dir, console=console, info=info, device=device,
@@ -159,6 +134,57 @@ def build_parts(
     if not parts.val_available and info.is_main:
         console.print(f"[yellow]no '{recipe.data.val_split}' split: periodic evaluation is off[/]")
     return parts, state
+
+
+def _build_model(
+    recipe: Recipe, manifest: Manifest, info: DistInfo, device: torch.device, console: Console
+) -> tuple[Detector, nn.Module]:
+    """The detector on ``device`` (starting weights loaded) and the module the step calls.
+
+    Returns:
+        ``(detector, train_model)``: ``train_model`` wraps ``detector.model`` in DDP when
+        distributed and in ``torch.compile`` when the recipe asks.
+    """
+    from ssdcli.checkpoint.init import initialize_from
+    from ssdcli.model import build_detector
+
+    detector = build_detector(recipe, num_classes=len(manifest.class_names))
+    if recipe.model.init is not None:
+        log = console.print if info.is_main else (lambda line: None)
+        initialize_from(detector, recipe, list(manifest.class_names), log)
+    model = detector.model
+    if info.distributed:
+        model, _ = convert_sync_batchnorm(model, device.type)
+    # NHWC convolutions on every device (train_step feeds NHWC images): measured ~25% faster
+    # for the tiny backbone's training step on the CPU as well.
+    model.to(device, memory_format=torch.channels_last)
+    detector.model = model
+    detector.priors_P4 = detector.priors_P4.to(device)
+    train_model = model
+    if info.distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if recipe.train.compile:
+        train_model = torch.compile(train_model)
+    return detector, train_model
+
+
+def _mixed_precision(
+    cfg: TrainConfig, device: torch.device, info: DistInfo, console: Console
+) -> tuple[torch.amp.GradScaler, Callable[[], Any]]:
+    """The gradient scaler and an autocast factory for ``train.amp`` (no-ops in float32)."""
+    use_amp = device.type == "cuda" and cfg.amp != "off"
+    if cfg.amp != "off" and not use_amp and info.is_main:
+        console.print(f"[yellow]train.amp={cfg.amp} needs CUDA; training in float32 on CPU[/]")
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and cfg.amp == "fp16")
+    amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
+
+    def autocast() -> Any:
+        if use_amp:
+            return torch.autocast(device.type, dtype=amp_dtype)
+        return contextlib.nullcontext()
+
+    return scaler, autocast
 
 
 def same_on_all_ranks(run_dir: Path, info: DistInfo) -> Path:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from ssdcli.checkpoint import file as ckpt
+from ssdcli.checkpoint.rng import capture_rng_state, restore_rng_state
 from ssdcli.config import recipe_to_dict
 from ssdcli.errors import CheckpointError
 
@@ -33,7 +34,7 @@ def training_payload(parts: TrainParts, state: LoopState) -> dict[str, Any]:
         ema=parts.ema.state_dict() if parts.ema is not None else None,
         iteration=state.iteration,
         epoch=state.epoch,
-        rng=ckpt.capture_rng_state(),
+        rng=capture_rng_state(),
         data_order={
             "seed": parts.recipe.train.seed,
             "epoch": state.epoch,
@@ -92,5 +93,5 @@ def restore_last(parts: TrainParts, state: LoopState) -> int:
     state.best_metric = payload.get("best_metric")
     state.best_iteration = payload.get("best_iteration")
     state.seconds_before = float(payload.get("seconds", 0.0))
-    ckpt.restore_rng_state(payload["rng"])
+    restore_rng_state(payload["rng"])
     return state.iteration

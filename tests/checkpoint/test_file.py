@@ -12,13 +12,12 @@ import torch
 from ssdcli.checkpoint import file as checkpoint
 from ssdcli.checkpoint.file import (
     FORMAT_VERSION,
-    capture_rng_state,
     load_checkpoint,
     make_payload,
     read_weights_file,
-    restore_rng_state,
     save_checkpoint,
 )
+from ssdcli.checkpoint.rng import capture_rng_state, restore_rng_state
 from ssdcli.errors import CheckpointError
 
 

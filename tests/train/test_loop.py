@@ -17,8 +17,10 @@ from train_helpers import model_state, tiny_recipe
 from ssdcli.checkpoint.file import load_checkpoint, load_detector
 from ssdcli.loss import LossParts, MultiBoxLoss
 from ssdcli.train import loop as train_module
-from ssdcli.train.loop import NonFiniteLossError, fit
+from ssdcli.train import step as step_module
+from ssdcli.train.loop import fit
 from ssdcli.train.setup import StopSignal
+from ssdcli.train.step import NonFiniteLossError
 
 
 def _quiet() -> Console:
@@ -131,12 +133,12 @@ def test_object_balance_weights_are_normalised_over_the_global_batch(monkeypatch
     )
     matched = torch.tensor([[0, 0, 0, 1, -1, -1]])
     other_rank = torch.tensor([6.0, 2.0])
-    monkeypatch.setattr(train_module, "all_reduce_sum", lambda sums, info: sums + other_rank)
-    weights = train_module._positive_weights(parts, matched, 2)
+    monkeypatch.setattr(step_module, "all_reduce_sum", lambda sums, info: sums + other_rank)
+    weights = step_module._positive_weights(parts, matched, 2)
     expected = torch.tensor([[1 / 3, 1 / 3, 1 / 3, 1.0, 0.0, 0.0]]) * (10 / 4)
     torch.testing.assert_close(weights, expected)
     # One process: the weights sum to N, so the loss keeps SSD's scale.
-    monkeypatch.setattr(train_module, "all_reduce_sum", lambda sums, info: sums)
-    assert float(train_module._positive_weights(parts, matched, 2).sum()) == pytest.approx(4.0)
+    monkeypatch.setattr(step_module, "all_reduce_sum", lambda sums, info: sums)
+    assert float(step_module._positive_weights(parts, matched, 2).sum()) == pytest.approx(4.0)
     parts.recipe.train.object_balance = 0.0
-    assert train_module._positive_weights(parts, matched, 2) is None
+    assert step_module._positive_weights(parts, matched, 2) is None

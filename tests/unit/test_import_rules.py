@@ -23,7 +23,7 @@ LAYERS: list[list[str]] = [
     ["ssdcli.matcher", "ssdcli.loss", "ssdcli.nms", "ssdcli.postprocess"],
     ["ssdcli.metrics"],
     ["ssdcli.model", "ssdcli.data"],
-    ["ssdcli.viz"],
+    ["ssdcli.viz", "ssdcli.coverage"],
     ["ssdcli.checkpoint"],
     ["ssdcli.infer"],
     ["ssdcli.train", "ssdcli.evaluate", "ssdcli.detect", "ssdcli.export", "ssdcli.inspect"],

@@ -9,8 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from ssdcli.cli.app import app
+from ssdcli.coverage.measure import ground_truths, prior_coverage
+from ssdcli.coverage.suggest import suggest_priors
 from ssdcli.data.records import Manifest, Record
-from ssdcli.inspect.coverage import ground_truths, prior_coverage, suggest_priors
 from ssdcli.priors import LevelSpec, make_priors
 
 
