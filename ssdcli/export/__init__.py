@@ -1,0 +1,8 @@
+"""``ssd export``: a checkpoint -> an ONNX or TorchScript file, verified against PyTorch.
+
+Entry point: :func:`ssdcli.export.exporter.export_model`. The network graph
+(:mod:`~ssdcli.export.onnx_graph`), post-processing as ONNX operators
+(:mod:`~ssdcli.export.onnx_postprocess`), the finished ONNX file (:mod:`~ssdcli.export.onnx_file`),
+TorchScript (:mod:`~ssdcli.export.torchscript`), int8 (:mod:`~ssdcli.export.quantize`) and the
+verification (:mod:`~ssdcli.export.verify`) each have their module.
+"""

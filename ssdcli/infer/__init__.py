@@ -1,0 +1,9 @@
+"""Running a model on decoded images, whatever its format.
+
+* :mod:`ssdcli.infer.base`: ``BasePredictor`` - preprocessing, batching, class filtering.
+* :mod:`ssdcli.infer.eager`: ``Predictor`` - an ssdcli detector in eager PyTorch.
+* :mod:`ssdcli.infer.runtimes`: ``OnnxPredictor`` (ONNX Runtime), ``TorchScriptPredictor``.
+* :mod:`ssdcli.infer.open`: ``open_predictor(path)`` (format read from the file),
+  ``find_default_model``.
+* :mod:`ssdcli.infer.model_info`: ``ModelInfo``, the description every predictor needs.
+"""

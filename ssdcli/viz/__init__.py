@@ -1,0 +1,4 @@
+"""Pictures: boxes drawn on images, training and PR curves, prior drawings, augmentation previews.
+
+matplotlib and OpenCV only; no command package is imported from here.
+"""

@@ -245,3 +245,19 @@ def test_imports_no_torch(code: str) -> None:
     probe = "import sys\n" + code + "print('torch' in sys.modules)\n"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_architecture_page_names_the_same_layers() -> None:
+    """docs/architecture.md's layer table and :data:`LAYERS` describe the same layers."""
+    import re
+
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    rows = re.findall(r"^\| (\d+) \| ([^|]+) \|", page, flags=re.MULTILINE)
+    documented = {
+        int(layer): sorted(
+            "ssdcli" if name == "ssdcli" else f"ssdcli.{name.rstrip('/')}"
+            for name in re.findall(r"`([^`]+)`", groups)
+        )
+        for layer, groups in rows
+    }
+    assert documented == {layer: sorted(groups) for layer, groups in enumerate(LAYERS)}
