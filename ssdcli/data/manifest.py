@@ -15,6 +15,7 @@ import numpy as np
 
 from ssdcli.data.coco import read_coco
 from ssdcli.data.records import MANIFEST_NAME, Manifest, Problem, Record
+from ssdcli.data.splits import add_trainval
 from ssdcli.data.synthetic import ensure_synthetic
 from ssdcli.data.voc import read_voc
 from ssdcli.data.yolo import read_yolo
@@ -32,14 +33,13 @@ def read_dataset(
 ) -> Manifest:
     """Reads and validates a data set of ``format`` (``voc``, ``coco``, ``yolo``).
 
-    A ``trainval`` split is added as ``train`` + ``val`` when the data set has both but no
-    ``trainval`` (the default ``data.train_split``).
+    A ``trainval`` split is added as ``train`` + ``val`` (or ``valid``) when the data set has both
+    but no ``trainval`` (the default ``data.train_split``).
     """
     if format not in READERS:
         raise DataError(f"unknown data format {format!r}; fix: use one of {sorted(READERS)}")
     manifest = READERS[format](source, splits, class_names, decode)
-    if "trainval" not in manifest.splits and {"train", "val"} <= set(manifest.splits):
-        manifest.splits["trainval"] = sorted(set(manifest.splits["train"] + manifest.splits["val"]))
+    add_trainval(manifest.splits)
     return manifest
 
 
