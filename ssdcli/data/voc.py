@@ -233,9 +233,7 @@ def _listed_images(
     return per_split, wanted
 
 
-def record_from(
-    item: _Parsed, names: list[str], log: ProblemLog, decode: bool
-) -> Record | None:
+def record_from(item: _Parsed, names: list[str], log: ProblemLog, decode: bool) -> Record | None:
     """The validated record of one parsed annotation, or None if its image is unusable."""
     size_hw = check_image(item.image_path, item.size_hw, log, item.xml_path, decode)
     if size_hw is None:
