@@ -26,12 +26,22 @@ def _order_key(seed: int, image_id: str) -> str:
     return hashlib.sha256(f"{seed}:{image_id}".encode()).hexdigest()
 
 
+def split_target(fraction: float, count: int) -> int:
+    """Images a made split aims at: ``round(fraction * count)``, at least 1 from 3 images on.
+
+    (A small data set still gets a val and a test image, so that training can validate.)
+    """
+    if fraction <= 0:
+        return 0
+    return max(round(fraction * count), 1 if count >= 3 else 0)
+
+
 def assign_splits(
     image_ids: list[str], groups: list[int], val: float, test: float, seed: int
 ) -> dict[str, list[int]]:
     """Split name -> sorted indices; images of one group always share a split.
 
-    Each of ``test`` and ``val`` takes groups until it holds ``round(fraction * N)`` images or
+    Each of ``test`` and ``val`` takes groups until it holds :func:`split_target` images or
     more, so it overshoots its share by less than the largest group.
     """
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
@@ -40,7 +50,7 @@ def assign_splits(
     for index, group in enumerate(groups):
         members.setdefault(group, []).append(index)
     order = sorted(members, key=lambda g: _order_key(seed, image_ids[members[g][0]]))
-    targets = {"test": round(test * len(image_ids)), "val": round(val * len(image_ids))}
+    targets = {"test": split_target(test, len(image_ids)), "val": split_target(val, len(image_ids))}
     splits: dict[str, list[int]] = {name: [] for name in MADE_SPLITS}
     for group in order:
         name = next((n for n in ("test", "val") if len(splits[n]) < targets[n]), "train")
