@@ -234,16 +234,16 @@ def _parent_categories(loaded: dict[str, tuple[Path, dict]], categories: dict[in
     train a phantom class with no objects.
     """
     used = {
-        ann.get("category_id")
+        _key(ann.get("category_id"))
         for _, data in loaded.values()
         for ann in data["annotations"]
         if isinstance(ann, dict)
     }
     supers: dict[str, int] = {}
     for _, data in loaded.values():
-        for cat in data["categories"]:
-            if cat.get("id") in categories and cat.get("name") != cat.get("supercategory"):
-                parent = cat.get("supercategory")
+        for cat in data["categories"]:  # already checked: dicts with an int id and a str name
+            parent = _key(cat.get("supercategory"))
+            if isinstance(parent, str) and cat["name"] != parent:
                 supers[parent] = supers.get(parent, 0) + 1
     found = {}
     for cid, name in categories.items():
@@ -255,11 +255,16 @@ def _parent_categories(loaded: dict[str, tuple[Path, dict]], categories: dict[in
     return found
 
 
+def _key(value: object) -> object:
+    """``value`` if it can be a COCO id or name (hashable scalar), else None."""
+    return value if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+
+
 def _ids_repeat(loaded: dict[str, tuple[Path, dict]]) -> bool:
     """Whether two files use the same image id (then ids are prefixed with the split)."""
     seen: set[object] = set()
     for _, data in loaded.values():
-        ids = {image.get("id") for image in data["images"] if isinstance(image, dict)}
+        ids = {_key(image.get("id")) for image in data["images"] if isinstance(image, dict)}
         if seen & ids:
             return True
         seen |= ids
