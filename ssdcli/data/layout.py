@@ -123,7 +123,7 @@ def detect_layout(path: Path, format: str | None = None) -> Layout:
     )
     raise UsageError(
         f"cannot tell the layout of {path}: looked for {looked}; fix: point at the data set's "
-        f"folder or file, or add --format voc, coco or yolo"
+        f"folder or file, or add --format voc, coco or yolo (data.format in a recipe)"
     )
 
 

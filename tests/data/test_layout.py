@@ -220,3 +220,17 @@ def test_paddy_as_exported(paddy_root: Path) -> None:
     parent = [n for n in manifest.notes if "category 0 'a'" in n]
     assert len(parent) == 1 and "not a class" in parent[0]
     assert not manifest.problems
+
+
+def test_recipe_data_root_reads_any_layout_of_its_format(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from ssdcli.data.manifest import build_manifest
+
+    root = write_split_folders(tmp_path / "d", "coco")
+    cfg = SimpleNamespace(format="coco", root=str(root), manifest=None, class_names=["dog", "cat"])
+    manifest = build_manifest(cfg)
+    assert manifest.class_names == ["dog", "cat"] and manifest.category_ids == [2, 1]
+    assert manifest.split_indices("val") == manifest.splits["valid"]
+    with pytest.raises(UsageError, match="data.format"):
+        build_manifest(SimpleNamespace(**{**vars(cfg), "format": "yolo"}))
