@@ -116,7 +116,7 @@ def prepare_data(
         manifest = prepare_synthetic(out, images, size, seed)
     else:
         manifest = open_dataset(
-            source, format, images_dir, split, names, decode, val=val, test=test, seed=seed
+            source, format, images_dir, split, names, decode, val, test, seed, check_duplicates=True
         )
     print_report(manifest, compute_stats(manifest), max_problems)
     if strict and manifest.problems:

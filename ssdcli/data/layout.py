@@ -35,7 +35,7 @@ from ssdcli.data.splitfolders import (
     split_folders,
     split_kind,
 )
-from ssdcli.data.splitmaker import make_splits, needs_splits
+from ssdcli.data.splitmaker import make_splits, needs_splits, shared_pictures_note
 from ssdcli.data.splits import add_trainval, eval_split_note, resolve_split
 from ssdcli.data.voc import read_voc
 from ssdcli.data.yolo import read_yolo
@@ -137,6 +137,7 @@ def open_dataset(
     val: float = 0.1,
     test: float = 0.1,
     seed: int = 0,
+    check_duplicates: bool = False,
 ) -> Manifest:
     """Reads a data set in any supported layout into a validated :class:`Manifest`.
 
@@ -148,6 +149,8 @@ def open_dataset(
         class_names: class list in label order; other classes become problems.
         decode: fully decode every image instead of reading headers.
         val, test, seed: fractions and seed of the splits made when the data has none.
+        check_duplicates: note groups of the same picture that the data's own splits divide
+            (decodes every image; ``prepare-data`` does it).
 
     Returns:
         The manifest, with ``trainval`` added when it has train and val, and notes saying how
@@ -166,6 +169,8 @@ def open_dataset(
         manifest = _read(path, format, images_dir, class_names, decode)
         if needs_splits(manifest) and not _single_named_split(manifest, splits):
             make_splits(manifest, val, test, seed)
+        elif check_duplicates and (shared := shared_pictures_note(manifest)):
+            manifest.notes.append(shared)
         add_trainval(manifest.splits)
         note = eval_split_note(manifest.splits)
         if note:

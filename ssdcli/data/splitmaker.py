@@ -9,6 +9,7 @@ Groups fill ``test`` then ``val`` up to their fractions of the images; the rest 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from ssdcli.data.dedup import duplicate_groups
 from ssdcli.data.records import Manifest
@@ -79,3 +80,31 @@ def make_splits(manifest: Manifest, val: float = 0.1, test: float = 0.1, seed: i
         f"({sum(s for s in sizes.values() if s > 1)} images) each kept in one split"
     )
     return manifest
+
+
+def shared_pictures_note(manifest: Manifest) -> str | None:
+    """One line on groups of the same picture that the data set's own splits divide, or None.
+
+    Such a group puts copies of training images into val or test, which makes their scores
+    optimistic; the note names one example.
+    """
+    own = {name: ix for name, ix in manifest.splits.items() if name != "trainval"}
+    if len(own) < 2:
+        return None
+    groups = duplicate_groups([r.image_path for r in manifest.records])
+    splits_of: dict[int, set[str]] = {}
+    example: dict[int, list[int]] = {}
+    for name, indices in own.items():
+        for i in indices:
+            splits_of.setdefault(groups[i], set()).add(name)
+            example.setdefault(groups[i], []).append(i)
+    divided = sorted(g for g, names in splits_of.items() if len(names) > 1)
+    if not divided:
+        return None
+    first = example[divided[0]]
+    names = " and ".join(Path(manifest.records[i].image_path).name for i in first[:2])
+    return (
+        f"{len(divided)} group(s) of the same picture (identical or resized) lie in more than "
+        f"one of the splits {', '.join(own)} (e.g. {names}); scores on those splits are "
+        "optimistic"
+    )

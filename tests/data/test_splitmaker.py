@@ -102,3 +102,19 @@ def test_same_pictures_land_in_one_split(
         assert f"{duplicated} group(s) of the same picture" in manifest.notes[-1]
     finally:
         shutil.rmtree(folder)
+
+
+def test_pictures_shared_by_the_data_sets_own_splits_are_noted(tmp_path: Path) -> None:
+    from layout_builders import voc_xml
+
+    from ssdcli.data.layout import open_dataset
+
+    for split, stem, size in (("train", "x", (40, 50)), ("valid", "y", (80, 100))):
+        write_image(tmp_path / split / f"{stem}.jpg", *size, seed=11)  # y: x at twice the size
+        (tmp_path / split / f"{stem}.xml").write_text(voc_xml(f"{stem}.jpg", *size, []))
+    write_image(tmp_path / "test" / "z.jpg", 40, 50, seed=12)
+    (tmp_path / "test" / "z.xml").write_text(voc_xml("z.jpg", 40, 50, []))
+    assert not open_dataset(tmp_path).notes  # only prepare-data looks (it decodes every image)
+    notes = open_dataset(tmp_path, check_duplicates=True).notes
+    assert len(notes) == 1 and "1 group(s) of the same picture" in notes[0]
+    assert "x.jpg and y.jpg" in notes[0]
