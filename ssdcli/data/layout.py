@@ -165,18 +165,24 @@ def open_dataset(
         raise UsageError(f"--format {format!r}: use one of {', '.join(FORMATS)}")
     if not path.exists():
         raise DataError(f"data set {path} does not exist; fix: check the path")
-    if path.is_file() or detect_layout(path, format).name != "manifest":
-        manifest = _read(path, format, images_dir, class_names, decode)
-        if needs_splits(manifest) and not _single_named_split(manifest, splits):
-            make_splits(manifest, val, test, seed)
-        elif check_duplicates and (shared := shared_pictures_note(manifest)):
-            manifest.notes.append(shared)
-        add_trainval(manifest.splits)
-        note = eval_split_note(manifest.splits)
-        if note:
-            manifest.notes.append(note)
-    else:
-        manifest = Manifest.load(path / MANIFEST_NAME)
+    if path.is_file() and path.suffix.lower() == ".json" and format is None and _is_manifest(path):
+        return _prepared(Manifest.load(path), splits)
+    if path.is_dir() and detect_layout(path, format).name == "manifest":
+        return _prepared(Manifest.load(path / MANIFEST_NAME), splits)
+    manifest = _read(path, format, images_dir, class_names, decode)
+    if needs_splits(manifest) and not _single_named_split(manifest, splits):
+        make_splits(manifest, val, test, seed)
+    elif check_duplicates and (shared := shared_pictures_note(manifest)):
+        manifest.notes.append(shared)
+    add_trainval(manifest.splits)
+    note = eval_split_note(manifest.splits)
+    if note:
+        manifest.notes.append(note)
+    return _prepared(manifest, splits)
+
+
+def _prepared(manifest: Manifest, splits: Sequence[str] | None) -> Manifest:
+    """A manifest as written (never re-split), cut down to ``splits`` when given."""
     return keep_splits(manifest, splits) if splits else manifest
 
 
@@ -219,8 +225,6 @@ def _read_file(
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml") and format in (None, "yolo"):
         return read_yolo(path, None, class_names, decode)
-    if suffix == ".json" and format is None and _is_manifest(path):
-        return Manifest.load(path)
     if suffix == ".json" and format in (None, "coco"):
         return read_coco_files(
             {coco_split_name(path): path}, path, None, class_names, decode, images_dir

@@ -234,3 +234,12 @@ def test_recipe_data_root_reads_any_layout_of_its_format(tmp_path: Path) -> None
     assert manifest.split_indices("val") == manifest.splits["valid"]
     with pytest.raises(UsageError, match="data.format"):
         build_manifest(SimpleNamespace(**{**vars(cfg), "format": "yolo"}))
+
+
+def test_a_manifest_is_read_as_written(tmp_path: Path) -> None:
+    root = WRITERS["voc-flat"](tmp_path / "voc")
+    manifest = open_dataset(root)
+    manifest.splits = {"only": [0, 1, 2]}
+    saved = manifest.save(tmp_path / "m" / "manifest.json")
+    for source in (saved, saved.parent):
+        assert open_dataset(source).splits == {"only": [0, 1, 2]}  # never re-split
