@@ -20,6 +20,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from ssdcli.data.coco_exports import ids_repeat, parent_categories
 from ssdcli.data.records import Manifest, Record
 from ssdcli.data.validate import ProblemLog, check_image, clean_objects
 from ssdcli.errors import DataError
@@ -191,13 +192,13 @@ def read_coco_files(
     log = ProblemLog()
     categories = _categories(loaded)
     if not class_names:
-        for cid, text in _parent_categories(loaded, categories).items():
+        for cid, text in parent_categories(loaded, categories).items():
             del categories[cid]
             log.note(text)
     category_ids = _class_list(categories, class_names, source)
     names = [categories[cid] for cid in category_ids]
     label_of = {cid: i for i, cid in enumerate(category_ids)}
-    prefix = _ids_repeat(loaded)
+    prefix = ids_repeat(loaded)
     extra = [Path(images_dir).resolve()] if images_dir is not None else []
     records: list[Record] = []
     position: dict[Path, int] = {}  # an image listed by two files is one record
@@ -224,51 +225,6 @@ def read_coco_files(
     return Manifest(
         names, records, split_indices, category_ids, str(source), "coco", log.problems, log.notes
     )
-
-
-def _parent_categories(loaded: dict[str, tuple[Path, dict]], categories: dict[int, str]) -> dict:
-    """Category id -> note, for each category that is only the parent of the others.
-
-    Exporters list the project as category 0 (``{"id": 0, "name": "a"}``) with every real
-    class's ``supercategory`` set to its name; no annotation uses it. Making it a class would
-    train a phantom class with no objects.
-    """
-    used = {
-        _key(ann.get("category_id"))
-        for _, data in loaded.values()
-        for ann in data["annotations"]
-        if isinstance(ann, dict)
-    }
-    supers: dict[str, int] = {}
-    for _, data in loaded.values():
-        for cat in data["categories"]:  # already checked: dicts with an int id and a str name
-            parent = _key(cat.get("supercategory"))
-            if isinstance(parent, str) and cat["name"] != parent:
-                supers[parent] = supers.get(parent, 0) + 1
-    found = {}
-    for cid, name in categories.items():
-        if cid not in used and name in supers and len(categories) > 1:
-            found[cid] = (
-                f"COCO category {cid} {name!r} is used by no annotation and is the supercategory "
-                f"of the others: not a class"
-            )
-    return found
-
-
-def _key(value: object) -> object:
-    """``value`` if it can be a COCO id or name (hashable scalar), else None."""
-    return value if isinstance(value, (int, str)) and not isinstance(value, bool) else None
-
-
-def _ids_repeat(loaded: dict[str, tuple[Path, dict]]) -> bool:
-    """Whether two files use the same image id (then ids are prefixed with the split)."""
-    seen: set[object] = set()
-    for _, data in loaded.values():
-        ids = {_key(image.get("id")) for image in data["images"] if isinstance(image, dict)}
-        if seen & ids:
-            return True
-        seen |= ids
-    return False
 
 
 def _image_folders(json_path: Path, split: str) -> list[Path]:
