@@ -46,8 +46,9 @@ def prepare_data(
     images_dir: Annotated[
         Path | None,
         typer.Option(
-            "--images",
-            help="Folder of the images when the annotations do not locate them (COCO, VOC).",
+            "--images-dir",
+            help="Folder of the images when the annotations do not locate them (COCO, VOC). "
+            "(--images is the synthetic image count.)",
         ),
     ] = None,
     val: Annotated[
@@ -111,7 +112,7 @@ def prepare_data(
     if source == "synthetic":
         if format or split or names or images_dir:
             raise UsageError(
-                "--format, --split, --classes and --images do not apply to 'synthetic'"
+                "--format, --split, --classes and --images-dir do not apply to 'synthetic'"
             )
         manifest = prepare_synthetic(out, images, size, seed)
     else:

@@ -3,7 +3,7 @@
 ``source`` is one JSON file or a folder holding ``annotations/*.json`` (or ``*.json``; when
 ``instances_*.json`` files exist only those are read). The split name is the file stem without
 ``instances_`` (:func:`read_coco_files` takes other names, e.g. the folder of a per-split
-``_annotations.coco.json``). A ``file_name`` (subfolders allowed) is looked for in ``--images``,
+``_annotations.coco.json``). A ``file_name`` (subfolders allowed) is looked for in ``--images-dir``,
 the JSON's folder, its ``images/``, ``<root>/<split>/``, ``<root>/images/<split>/``,
 ``<root>/images/`` and ``<root>/``, where ``<root>`` is the parent of an ``annotations/`` folder.
 Ids may start at 0 or 1; images without annotations are kept (negatives).

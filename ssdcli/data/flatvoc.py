@@ -53,7 +53,7 @@ def read_flat_voc(
         split: name of the one split every image goes into.
         class_names: class list (sorted names found if None); other names are problems.
         decode: fully decode every image instead of reading headers.
-        images_dir: folder searched for the images before the usual ones (``--images``).
+        images_dir: folder searched for the images before the usual ones (``--images-dir``).
 
     Returns:
         A :class:`Manifest` with ``format="voc"``, one split, and the problems found.

@@ -165,6 +165,8 @@ def open_dataset(
         raise UsageError(f"--format {format!r}: use one of {', '.join(FORMATS)}")
     if not path.exists():
         raise DataError(f"data set {path} does not exist; fix: check the path")
+    if images_dir is not None and not Path(images_dir).is_dir():
+        raise DataError(f"images folder {images_dir} does not exist; fix: check --images-dir")
     if path.is_file() and path.suffix.lower() == ".json" and format is None and _is_manifest(path):
         return _prepared(Manifest.load(path), splits)
     if path.is_dir() and detect_layout(path, format).name == "manifest":

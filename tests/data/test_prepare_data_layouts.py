@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from layout_builders import voc_xml, write_image, write_voc_flat, write_yolo_yaml
+from layout_builders import IMAGES, coco_json, voc_xml, write_image, write_voc_flat, write_yolo_yaml
 from typer.testing import CliRunner
 
 from ssdcli.cli.app import app
@@ -91,3 +92,17 @@ def test_broken_annotation_is_one_line_naming_the_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["prepare-data", str(root), "--out", str(tmp_path / "m")])
     assert result.exit_code == 1
     assert "b.xml:3: malformed XML" in result.output and "Traceback" not in result.output
+
+
+def test_coco_images_elsewhere(tmp_path: Path) -> None:
+    (tmp_path / "labels.json").write_text(json.dumps(coco_json(list(IMAGES))))
+    for stem, (height, width, _) in IMAGES.items():
+        write_image(tmp_path / "pictures" / f"{stem}.jpg", height, width, seed=ord(stem))
+    out = ["--out", str(tmp_path / "m"), "--strict"]
+    result = _run(str(tmp_path / "labels.json"), "--images-dir", str(tmp_path / "pictures"), *out)
+    assert result.exit_code == 0, result.output
+    assert "3 images, 3 objects, 2 classes" in result.output
+    missing = runner.invoke(
+        app, ["prepare-data", str(tmp_path / "labels.json"), "--images-dir", "nowhere", *out]
+    )
+    assert missing.exit_code == 1 and "--images-dir" in missing.output
