@@ -67,6 +67,20 @@ def _finite(value: object) -> bool:
         return False
 
 
+def looks_like_coco(path: Path) -> bool:
+    """Whether a JSON file's head names COCO's ``images`` or ``categories`` list (cheap check).
+
+    Exporters write ``info``, ``licenses``, then the lists, so the first 64 kB tell; layout
+    detection uses it to pass over other JSON files (tool settings, metadata).
+    """
+    try:
+        with path.open("rb") as file:
+            head = file.read(65536)
+    except OSError:
+        return False
+    return b'"images"' in head or b'"categories"' in head
+
+
 def _json_files(source: Path) -> list[Path]:
     if source.is_file():
         return [source]

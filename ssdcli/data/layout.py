@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ssdcli.data.coco import read_coco, read_coco_files
+from ssdcli.data.coco import looks_like_coco, read_coco, read_coco_files
 from ssdcli.data.flatvoc import flat_voc_folders, read_flat_voc
 from ssdcli.data.records import MANIFEST_NAME, Manifest
 from ssdcli.data.splitfolders import (
@@ -71,7 +71,7 @@ def _split_formats(folder: Path) -> set[str]:
 
 def _coco_files(folder: Path) -> list[Path]:
     look = folder / "annotations" if (folder / "annotations").is_dir() else folder
-    return sorted(p for p in look.glob("*.json") if p.name != MANIFEST_NAME)
+    return sorted(p for p in look.glob("*.json") if p.name != MANIFEST_NAME and looks_like_coco(p))
 
 
 LAYOUTS = (

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ssdcli.data.coco import read_coco_files
+from ssdcli.data.coco import looks_like_coco, read_coco_files
 from ssdcli.data.flatvoc import flat_voc_folders, read_flat_voc
 from ssdcli.data.images import is_image_file
 from ssdcli.data.records import Manifest, Record
@@ -33,7 +33,7 @@ def split_folders(folder: Path) -> dict[str, Path]:
 
 def coco_json_in(folder: Path) -> Path | None:
     """The one COCO JSON in ``folder`` (``_annotations.coco.json`` and the like), or None."""
-    files = sorted(p for p in folder.glob("*.json") if p.name != "manifest.json")
+    files = [p for p in sorted(folder.glob("*.json")) if looks_like_coco(p)]
     return files[0] if len(files) == 1 else None
 
 

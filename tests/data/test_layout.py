@@ -88,6 +88,8 @@ def test_a_folder_without_splits_gets_train_val_test(tmp_path: Path) -> None:
 
 def test_flat_voc_finds_images_by_filename_or_stem(tmp_path: Path) -> None:
     root = tmp_path / "voc"
+    root.mkdir()
+    (root / "settings.json").write_text('{"labels": ["cat"]}')  # a tool's file: not COCO
     write_image(root / "images" / "x.png", 30, 40)
     write_image(root / "images" / "y.jpeg", 30, 40, seed=1)
     (root / "annotations").mkdir(parents=True)
