@@ -1,8 +1,10 @@
 """``ssd prepare-data``: validate a data set, report on it, and write its manifest.
 
-``ssd prepare-data SOURCE --out DIR`` reads a VOC, COCO or YOLO data set (format detected or given
-with ``--format``), prints a report (sizes, classes, box statistics, every problem with its file)
-and writes ``DIR/manifest.json``, the index that ``train`` and ``eval`` read (``data.manifest``).
+``ssd prepare-data SOURCE --out DIR`` reads a VOC, COCO or YOLO data set in any layout that
+:func:`ssdcli.data.layout.open_dataset` knows (detected; ``--format`` restricts it), makes
+train/val/test when the data has no splits, prints a report (notes on how the data was read,
+sizes, classes, box statistics, every problem with its file) and writes ``DIR/manifest.json``,
+the index that ``train`` and ``eval`` read (``data.manifest``).
 ``ssd prepare-data synthetic --out DIR`` generates the synthetic shapes set in ``DIR`` first.
 The data modules are imported inside the command (``ssd --help`` stays light; no torch at all).
 """
@@ -24,33 +26,14 @@ if TYPE_CHECKING:
     from ssdcli.data.records import Manifest
     from ssdcli.data.stats import Stats
 
-FORMATS = ("voc", "coco", "yolo")
-
-
-def detect_format(source: Path) -> str:
-    """Guesses the format of ``source`` from its layout; UsageError if it cannot tell."""
-    if source.suffix == ".json":
-        return "coco"
-    if source.suffix in (".yaml", ".yml") or (source / "data.yaml").is_file():
-        return "yolo"
-    if source.is_dir():
-        if (source / "Annotations").is_dir() or (source / "VOCdevkit").is_dir():
-            return "voc"
-        if any((d / "Annotations").is_dir() for d in source.iterdir() if d.is_dir()):
-            return "voc"
-        if (source / "annotations").is_dir() or any(source.glob("*.json")):
-            return "coco"
-    if not source.exists():
-        raise DataError(f"data set {source} does not exist; fix: check the path")
-    raise UsageError(f"cannot tell the format of {source}; fix: add --format voc, coco or yolo")
-
 
 def prepare_data(
     source: Annotated[
         str,
         typer.Argument(
-            help="Data set folder or file (COCO JSON, YOLO data.yaml), or "
-            "'synthetic' to generate the shapes data set in --out."
+            help="Data set folder (any layout: VOC, COCO, YOLO, split folders) or file (COCO "
+            "JSON, YOLO data.yaml, manifest.json), or 'synthetic' to generate the shapes data "
+            "set in --out."
         ),
     ],
     out: Annotated[
@@ -60,6 +43,22 @@ def prepare_data(
     format: Annotated[
         str | None, typer.Option("--format", "-f", help="voc, coco or yolo. Default: detected.")
     ] = None,
+    images_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--images-dir",
+            help="Folder of the images when the annotations do not locate them (COCO, VOC). "
+            "(--images is the synthetic image count.)",
+        ),
+    ] = None,
+    val: Annotated[
+        float,
+        typer.Option(help="Share of images for the val split made when the data has none."),
+    ] = 0.1,
+    test: Annotated[
+        float,
+        typer.Option(help="Share of images for the test split made when the data has none."),
+    ] = 0.1,
     split: Annotated[
         list[str] | None, typer.Option("--split", help="Split to read (repeatable). Default: all.")
     ] = None,
@@ -99,23 +98,27 @@ def prepare_data(
     ] = 20,
     images: Annotated[int, typer.Option(help="Synthetic: number of images.", min=1)] = 600,
     size: Annotated[int, typer.Option(help="Synthetic: image side in pixels.", min=32)] = 300,
-    seed: Annotated[int, typer.Option(help="Synthetic data and --preview seed.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the splits made, the synthetic data and --preview.")
+    ] = 0,
 ) -> None:
     """Validate a data set, print a report and write DIR/manifest.json for train and eval."""
-    from ssdcli.data.manifest import prepare_synthetic, read_dataset
+    from ssdcli.data.layout import open_dataset
+    from ssdcli.data.manifest import prepare_synthetic
     from ssdcli.data.records import MANIFEST_NAME
     from ssdcli.data.stats import compute_stats
 
     names = [n.strip() for n in classes.split(",") if n.strip()] if classes else None
     if source == "synthetic":
-        if format or split or names:
-            raise UsageError("--format, --split and --classes do not apply to 'synthetic'")
+        if format or split or names or images_dir:
+            raise UsageError(
+                "--format, --split, --classes and --images-dir do not apply to 'synthetic'"
+            )
         manifest = prepare_synthetic(out, images, size, seed)
     else:
-        path = Path(source)
-        if format is not None and format not in FORMATS:
-            raise UsageError(f"--format {format!r}: use one of {', '.join(FORMATS)}")
-        manifest = read_dataset(path, format or detect_format(path), split, names, decode)
+        manifest = open_dataset(
+            source, format, images_dir, split, names, decode, val, test, seed, check_duplicates=True
+        )
     print_report(manifest, compute_stats(manifest), max_problems)
     if strict and manifest.problems:
         raise DataError(
@@ -156,6 +159,8 @@ def print_report(manifest: Manifest, stats: Stats, max_problems: int = 20) -> No
         f"[bold]{escape(manifest.source)}[/] ({manifest.format}): {stats.images} images, "
         f"{stats.objects} objects, {len(manifest.class_names)} classes"
     )
+    for note in manifest.notes:
+        _say(f"[cyan]note[/] {escape(note)}")
     splits = Table(title="splits", title_justify="left")
     for column in ("split", "images", "objects"):
         splits.add_column(column, justify="left" if column == "split" else "right")

@@ -4,9 +4,13 @@ The main names are importable from the package (``from ssdcli.data import Manife
 loaded on first use, so numpy-only users never load torch. The modules:
 
 * :mod:`ssdcli.data.records`: ``Record``, ``Problem``, ``Manifest`` (``save``/``load``).
+* :mod:`ssdcli.data.layout`: ``open_dataset`` (any layout, detected), ``detect_layout``.
 * :mod:`ssdcli.data.manifest`: ``read_dataset``, ``build_manifest`` (from the recipe's ``data``),
   ``prepare_synthetic``, ``relabel``.
-* :mod:`ssdcli.data.voc`, :mod:`ssdcli.data.coco`, :mod:`ssdcli.data.yolo`: the readers.
+* :mod:`ssdcli.data.voc`, :mod:`ssdcli.data.flatvoc`, :mod:`ssdcli.data.coco`,
+  :mod:`ssdcli.data.yolo`, :mod:`ssdcli.data.splitfolders`: the readers.
+* :mod:`ssdcli.data.splits` (``resolve_split``: ``val`` finds ``valid``),
+  :mod:`ssdcli.data.splitmaker` (``make_splits``), :mod:`ssdcli.data.dedup` (same pictures).
 * :mod:`ssdcli.data.validate`: the box rules and problem log; :mod:`ssdcli.data.stats`: summaries.
 * :mod:`ssdcli.data.synthetic`: ``render_sample``, ``write_synthetic``, ``ensure_synthetic``.
 * :mod:`ssdcli.data.images`: ``read_image_rgb``, ``image_size_hw``.
@@ -26,6 +30,8 @@ _EXPORTS = {
     "Record": "records",
     "Problem": "records",
     "Manifest": "records",
+    "open_dataset": "layout",
+    "resolve_split": "splits",
     "read_dataset": "manifest",
     "build_manifest": "manifest",
     "load_manifest_for_recipe": "manifest",

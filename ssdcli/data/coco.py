@@ -2,9 +2,11 @@
 
 ``source`` is one JSON file or a folder holding ``annotations/*.json`` (or ``*.json``; when
 ``instances_*.json`` files exist only those are read). The split name is the file stem without
-``instances_``. Images are looked for in ``<root>/<split>/``, ``<root>/images/<split>/``,
-``<root>/images/``, ``<root>/`` and the JSON's own folder, where ``<root>`` is the parent of an
-``annotations/`` folder.
+``instances_`` (:func:`read_coco_files` takes other names, e.g. the folder of a per-split
+``_annotations.coco.json``). A ``file_name`` (subfolders allowed) is looked for in ``--images-dir``,
+the JSON's folder, its ``images/``, ``<root>/<split>/``, ``<root>/images/<split>/``,
+``<root>/images/`` and ``<root>/``, where ``<root>`` is the parent of an ``annotations/`` folder.
+Ids may start at 0 or 1; images without annotations are kept (negatives).
 
 Boxes: COCO ``bbox`` is ``xywh_topleft`` in continuous pixels; it is converted to xyxy here and
 nowhere else. Category ids map to contiguous labels (ordered by id, or by the given class names);
@@ -14,9 +16,11 @@ the original ids are kept in ``Manifest.category_ids`` for writing COCO results.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from ssdcli.data.coco_exports import ids_repeat, parent_categories
 from ssdcli.data.records import Manifest, Record
 from ssdcli.data.validate import ProblemLog, check_image, clean_objects
 from ssdcli.errors import DataError
@@ -25,6 +29,12 @@ from ssdcli.errors import DataError
 def _load_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {error.start}); fix: save the annotation file as UTF-8"
+        ) from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply; fix the annotation file") from None
     except json.JSONDecodeError as error:
         raise DataError(
             f"{path}:{error.lineno}: malformed JSON ({error.msg}, column {error.colno}); "
@@ -47,6 +57,30 @@ def _field(item: dict, key: str, kind: type | tuple, path: Path, where: str) -> 
     return value
 
 
+def _finite(value: object) -> bool:
+    """A JSON number usable as a coordinate (not a bool, NaN, infinity or a huge integer)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def looks_like_coco(path: Path) -> bool:
+    """Whether a JSON file's head names COCO's ``images`` or ``categories`` list (cheap check).
+
+    Exporters write ``info``, ``licenses``, then the lists, so the first 64 kB tell; layout
+    detection uses it to pass over other JSON files (tool settings, metadata).
+    """
+    try:
+        with path.open("rb") as file:
+            head = file.read(65536)
+    except OSError:
+        return False
+    return b'"images"' in head or b'"categories"' in head
+
+
 def _json_files(source: Path) -> list[Path]:
     if source.is_file():
         return [source]
@@ -57,15 +91,6 @@ def _json_files(source: Path) -> list[Path]:
     if not files:
         raise DataError(f"no COCO JSON file in {folder}; fix: point at instances_<split>.json")
     return files
-
-
-def _image_dir(json_path: Path, split: str, first_file: str | None) -> Path:
-    base = json_path.parent.parent if json_path.parent.name == "annotations" else json_path.parent
-    candidates = [base / split, base / "images" / split, base / "images", base, json_path.parent]
-    for folder in candidates:
-        if first_file is not None and (folder / first_file).is_file():
-            return folder
-    return next((folder for folder in candidates if folder.is_dir()), base)
 
 
 def _categories(files: dict[str, tuple[Path, dict]]) -> dict[int, str]:
@@ -111,7 +136,7 @@ def _objects_by_image(
         where = f"annotations[{k}]"
         image_id = _field(ann, "image_id", int, path, where)
         bbox = _field(ann, "bbox", list, path, where)
-        if len(bbox) != 4 or not all(isinstance(v, (int, float)) for v in bbox):
+        if len(bbox) != 4 or not all(_finite(v) for v in bbox):
             raise DataError(f"{path}: {where} 'bbox' is {bbox!r}, not [x, y, w, h]; fix it")
         cid = _field(ann, "category_id", int, path, where)
         text = f"annotation id {ann.get('id')} bbox {bbox}"
@@ -140,6 +165,7 @@ def read_coco(
     splits: Sequence[str] | None = None,
     class_names: Sequence[str] | None = None,
     decode: bool = False,
+    images_dir: str | Path | None = None,
 ) -> Manifest:
     """Reads and validates COCO instances files (see the module docstring for the layout).
 
@@ -147,43 +173,95 @@ def read_coco(
         A :class:`Manifest` with ``format="coco"``, ``category_ids`` set, ``iscrowd`` flags kept.
     """
     source = Path(source).resolve()
-    files = {}
-    for path in _json_files(source):
-        split = path.stem.removeprefix("instances_")
+    files = {path.stem.removeprefix("instances_"): path for path in _json_files(source)}
+    return read_coco_files(files, source, splits, class_names, decode, images_dir)
+
+
+def read_coco_files(
+    files: dict[str, Path],
+    source: Path,
+    splits: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
+    decode: bool = False,
+    images_dir: str | Path | None = None,
+) -> Manifest:
+    """Reads COCO files given as split name -> JSON path (one file, one per split, ...).
+
+    Each ``file_name`` (which may hold subfolders) is looked for in ``images_dir``, then beside
+    the JSON, in an ``images/`` sibling and the other folders of :func:`_image_folders`. A category
+    that no annotation uses and that is the ``supercategory`` of the others is not a class (it is
+    noted, and left out of ``class_names``). Images without annotations are kept as negatives.
+    Image ids are prefixed ``<split>/`` when two files use the same id (exports restart at 0).
+    """
+    loaded = {}
+    for split, path in files.items():
         if not splits or split in splits:
-            files[split] = (path, _load_json(path))
-    missing = sorted(set(splits or ()) - set(files))
+            loaded[split] = (path, _load_json(path))
+    missing = sorted(set(splits or ()) - set(loaded))
     if missing:
         raise DataError(
             f"split(s) {missing} not found in {source}; fix: name the JSON files "
             "instances_<split>.json or choose another --split"
         )
-    categories = _categories(files)
+    log = ProblemLog()
+    categories = _categories(loaded)
+    if not class_names:
+        for cid, text in parent_categories(loaded, categories).items():
+            del categories[cid]
+            log.note(text)
     category_ids = _class_list(categories, class_names, source)
     names = [categories[cid] for cid in category_ids]
     label_of = {cid: i for i, cid in enumerate(category_ids)}
-    log = ProblemLog()
+    prefix = ids_repeat(loaded)
+    extra = [Path(images_dir).resolve()] if images_dir is not None else []
     records: list[Record] = []
     position: dict[Path, int] = {}  # an image listed by two files is one record
     split_indices: dict[str, list[int]] = {}
-    for split, (path, data) in sorted(files.items()):
+    for split, (path, data) in sorted(loaded.items()):
         objects = _objects_by_image(path, data, label_of, names, log)
-        images = data["images"]
-        first = images[0].get("file_name") if images and isinstance(images[0], dict) else None
-        folder = _image_dir(path, split, first)
-        for k, image in enumerate(images):
-            image_path = folder / _field(image, "file_name", str, path, f"images[{k}]")
+        folders = [*extra, *_image_folders(path, split)]
+        for k, image in enumerate(data["images"]):
+            image_id = _field(image, "id", int, path, f"images[{k}]")
+            file_name = _field(image, "file_name", str, path, f"images[{k}]")
+            image_path = _locate(folders, file_name)
             if image_path not in position:
                 record = _record(
-                    image, image_path, objects.get(image["id"], []), names, path, log, decode
+                    image, image_path, objects.get(image_id, []), names, path, log, decode
                 )
                 if record is None:
                     continue
+                if prefix:
+                    record.image_id = f"{split}/{record.image_id}"
                 position[image_path] = len(records)
                 records.append(record)
             split_indices.setdefault(split, []).append(position[image_path])
         split_indices[split] = sorted(set(split_indices.get(split, [])))
-    return Manifest(names, records, split_indices, category_ids, str(source), "coco", log.problems)
+    return Manifest(
+        names, records, split_indices, category_ids, str(source), "coco", log.problems, log.notes
+    )
+
+
+def _image_folders(json_path: Path, split: str) -> list[Path]:
+    """Folders a ``file_name`` may be relative to, most likely first."""
+    base = json_path.parent.parent if json_path.parent.name == "annotations" else json_path.parent
+    candidates = [
+        json_path.parent,
+        json_path.parent / "images",
+        base / split,
+        base / "images" / split,
+        base / "images",
+        base,
+    ]
+    return list(dict.fromkeys(candidates))
+
+
+def _locate(folders: list[Path], file_name: str) -> Path:
+    """The first ``folder / file_name`` that exists (its last component as a last try)."""
+    name = file_name.replace("\\", "/")
+    for candidate in [*(f / name for f in folders), *(f / Path(name).name for f in folders)]:
+        if candidate.is_file():
+            return candidate
+    return folders[0] / name  # reported as missing by check_image
 
 
 def _record(

@@ -130,3 +130,45 @@ def load_image(
             return np.ascontiguousarray(bgr[:, :, ::-1]), size_hw
     image = read_image_rgb(path)
     return image, (int(image.shape[0]), int(image.shape[1]))
+
+
+def is_image_file(path: Path) -> bool:
+    """Whether ``path`` names an image by its suffix (any case: ``.JPG`` counts)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+class ImageFinder:
+    """Finds the image an annotation describes among the images of some folders.
+
+    Exporters write ``<filename>`` / ``file_name`` with another folder, another extension or none
+    at all, so :meth:`find` tries the name as written (relative to each folder), its last
+    component, then the annotation's stem with any image suffix in any case. The folders are
+    listed once (a per-annotation glob would be quadratic in large folders).
+    """
+
+    def __init__(self, folders: list[Path]) -> None:
+        self.folders = [f for f in folders if f.is_dir()]
+        self._by_name: dict[str, Path] = {}
+        self._by_stem: dict[str, Path] = {}
+        for folder in self.folders:
+            for path in sorted(p for p in folder.iterdir() if is_image_file(p)):
+                self._by_name.setdefault(path.name, path)
+                self._by_name.setdefault(path.name.lower(), path)
+                self._by_stem.setdefault(path.stem.lower(), path)
+
+    def find(self, filename: str | None, stem: str) -> Path | None:
+        """The image file, or None when none of the tries finds one."""
+        if filename:
+            filename = filename.replace("\\", "/")
+            for folder in self.folders:
+                candidate = folder / filename
+                if candidate.is_file():  # subfolders in the name resolve here
+                    return candidate
+            base = Path(filename).name
+            for key in (base, base.lower()):
+                if key in self._by_name:
+                    return self._by_name[key]
+        for key in (stem.lower(), Path(filename or stem).stem.lower()):
+            if key in self._by_stem:
+                return self._by_stem[key]
+        return None

@@ -1,8 +1,9 @@
 """Reading a data set into a :class:`Manifest`: by format, or from the recipe's ``data`` section.
 
 ``read_dataset`` dispatches on the format; ``build_manifest`` is what the engine calls with the
-recipe's ``data`` section (``data.manifest`` if set, else ``data.root`` read as ``data.format``,
-the synthetic set being generated there on first use).
+recipe's ``data`` section (``data.manifest`` if set, else ``data.root`` in any layout of
+``data.format`` read by :func:`ssdcli.data.layout.open_dataset`, the synthetic set being
+generated there on first use).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from ssdcli.data.coco import read_coco
 from ssdcli.data.records import MANIFEST_NAME, Manifest, Problem, Record
+from ssdcli.data.splits import add_trainval
 from ssdcli.data.synthetic import ensure_synthetic
 from ssdcli.data.voc import read_voc
 from ssdcli.data.yolo import read_yolo
@@ -35,14 +37,13 @@ def read_dataset(
 ) -> Manifest:
     """Reads and validates a data set of ``format`` (``voc``, ``coco``, ``yolo``).
 
-    A ``trainval`` split is added as ``train`` + ``val`` when the data set has both but no
-    ``trainval`` (the default ``data.train_split``).
+    A ``trainval`` split is added as ``train`` + ``val`` (or ``valid``) when the data set has both
+    but no ``trainval`` (the default ``data.train_split``).
     """
     if format not in READERS:
         raise DataError(f"unknown data format {format!r}; fix: use one of {sorted(READERS)}")
     manifest = READERS[format](source, splits, class_names, decode)
-    if "trainval" not in manifest.splits and {"train", "val"} <= set(manifest.splits):
-        manifest.splits["trainval"] = sorted(set(manifest.splits["train"] + manifest.splits["val"]))
+    add_trainval(manifest.splits)
     return manifest
 
 
@@ -88,7 +89,11 @@ def build_manifest(data_cfg: DataConfig) -> Manifest:
                 f"data.root {root} does not exist: no {data_cfg.format} data set there; fix: "
                 "set data.root (or data.manifest from `ssd prepare-data`) to your data set"
             )
-        return read_dataset(root, data_cfg.format, None, data_cfg.class_names)
+        from ssdcli.data.layout import open_dataset  # imports every reader; only needed here
+
+        # Any layout of data.format (VOC devkit or flat, split folders, COCO, YOLO); data
+        # without splits gets the same train/val/test as `ssd prepare-data` makes by default.
+        return open_dataset(root, data_cfg.format, class_names=data_cfg.class_names)
     if data_cfg.class_names and list(data_cfg.class_names) != manifest.class_names:
         manifest = relabel(manifest, data_cfg.class_names)
     return manifest

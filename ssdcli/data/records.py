@@ -113,6 +113,10 @@ class Manifest:
         source: absolute path of the data set that was read.
         format: ``voc``, ``coco``, ``yolo`` or ``synthetic``.
         problems: what validation found (see :data:`PROBLEM_KINDS`).
+        notes: one line each on how the data was read (a category that is not a class, a path
+            found elsewhere than written, a split made here); not problems, so never --strict.
+        split_made: how the splits were made when the data set had none (``val``, ``test``
+            fractions, ``seed``, ``duplicate_groups``), else None.
     """
 
     class_names: list[str]
@@ -122,16 +126,28 @@ class Manifest:
     source: str = ""
     format: str = "voc"
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    split_made: dict | None = None
+
+    def resolve_split(self, split: str) -> str | None:
+        """The name ``split`` has in this data set (``val`` finds ``valid`` and back), or None."""
+        from ssdcli.data.splits import resolve_split
+
+        return resolve_split(self.splits, split)
 
     def split_indices(self, split: str) -> list[int]:
-        """Indices of the records in ``split``; DataError naming the known splits if absent."""
-        if split not in self.splits:
+        """Indices of the records in ``split``; DataError naming the known splits if absent.
+
+        ``val`` and ``valid`` name the same split (exporters write either).
+        """
+        found = self.resolve_split(split)
+        if found is None:
             known = ", ".join(sorted(self.splits)) or "none"
             raise DataError(
                 f"split {split!r} is not in the data set {self.source} (splits: {known}); "
                 "fix: set data.train_split/val_split/test_split to one of them"
             )
-        return self.splits[split]
+        return self.splits[found]
 
     def save(self, path: str | Path) -> Path:
         """Writes the manifest as JSON atomically (temp name in the same folder, then rename)."""
@@ -199,6 +215,11 @@ def _to_json(manifest: Manifest) -> str:
         "category_ids": manifest.category_ids,
         "splits": {name: manifest.splits[name] for name in sorted(manifest.splits)},
     }
+    # Written only when present, so manifests of data sets read as before stay byte-identical.
+    if manifest.split_made is not None:
+        head["split_made"] = manifest.split_made
+    if manifest.notes:
+        head["notes"] = manifest.notes
     lines = ["{"]
     lines += [f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}," for k, v in head.items()]
     problems = [
@@ -239,4 +260,6 @@ def _from_json(raw: dict) -> Manifest:
         source=source,
         format=raw["format"],
         problems=[Problem(*p) for p in raw["problems"]],
+        notes=[str(n) for n in raw.get("notes", [])],
+        split_made=raw.get("split_made"),
     )

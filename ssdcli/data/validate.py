@@ -22,10 +22,16 @@ NEAR_DUPLICATE_IOU = 0.9
 
 
 class ProblemLog:
-    """Collects :class:`Problem` findings in the order they are met."""
+    """Collects :class:`Problem` findings, and notes on how the data was read, in order."""
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.notes: list[str] = []
+
+    def note(self, message: str) -> None:
+        """Records one line on how the data was read (not a problem: --strict ignores it)."""
+        if message not in self.notes:
+            self.notes.append(message)
 
     def add(self, kind: str, file: str | Path, message: str) -> None:
         assert kind in PROBLEM_KINDS, kind

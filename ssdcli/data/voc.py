@@ -11,11 +11,13 @@ devkit "point" box stays zero-area and is dropped and reported.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.parsers import expat
 
+from ssdcli.data.images import ImageFinder
 from ssdcli.data.records import Manifest, Record
 from ssdcli.data.validate import ProblemLog, check_image, clean_objects, resolve_class_names
 from ssdcli.errors import DataError
@@ -72,12 +74,15 @@ def _number(node: _Node, tag: str, path: Path) -> float:
     if child is None:
         raise DataError(f"{path}:{node.line}: <{node.tag}> has no <{tag}>; fix the annotation")
     try:
-        return float(child.text)
+        value = float(child.text)
     except ValueError:
+        value = math.nan
+    if not math.isfinite(value):  # "nan" and "inf" parse as floats but are no coordinates
         raise DataError(
             f"{path}:{child.line}: <{tag}> is {child.text.strip()!r}, not a number; "
             "fix the annotation"
-        ) from None
+        )
+    return value
 
 
 @dataclass
@@ -89,12 +94,20 @@ class _Parsed:
     objects: list[tuple[str, list[float], bool, int]]  # name, devkit xyxy, difficult, line
 
 
-def _parse_annotation(image_id: str, xml_path: Path, year_dir: Path) -> _Parsed:
+def parse_annotation(
+    image_id: str, xml_path: Path, year_dir: Path, finder: ImageFinder | None = None
+) -> _Parsed:
+    """Parses one VOC XML; the image is looked up by ``finder`` if given, else in JPEGImages/."""
     root = parse_xml(xml_path)
     filename = root.findtext("filename")
     images = year_dir / "JPEGImages"
     image_path = images / filename if filename else images / f"{xml_path.stem}.jpg"
-    if not image_path.is_file() and (images / f"{xml_path.stem}.jpg").is_file():
+    if finder is not None:
+        found = finder.find(filename, xml_path.stem)
+        image_path = found or (finder.folders or [xml_path.parent])[0] / (
+            filename or f"{xml_path.stem}.jpg"
+        )
+    elif not image_path.is_file() and (images / f"{xml_path.stem}.jpg").is_file():
         image_path = images / f"{xml_path.stem}.jpg"  # <filename> disagrees with the stem
     size_node = root.find("size")
     size_hw = None
@@ -103,7 +116,7 @@ def _parse_annotation(image_id: str, xml_path: Path, year_dir: Path) -> _Parsed:
             int(_number(size_node, "height", xml_path)),
             int(_number(size_node, "width", xml_path)),
         )
-        size_hw = size_hw if min(size_hw) > 0 else None  # some tools write 0x0: means unknown
+        # Some tools write 0x0; it is kept so that check_image reports it beside the real size.
     objects = []
     for node in (c for c in root.children if c.tag == "object"):
         name = node.findtext("name")
@@ -181,12 +194,12 @@ def read_voc(
                 f"{stem} is listed in {listing} but has no annotation file; skipped",
             )
             continue
-        parsed[key] = _parse_annotation(key[0], xml_path, key[1])
+        parsed[key] = parse_annotation(key[0], xml_path, key[1])
     names = resolve_class_names([o[0] for p in parsed.values() for o in p.objects], class_names)
     records: list[Record] = []
     position: dict[tuple[str, Path], int] = {}
     for key, item in parsed.items():
-        record = _record(item, names, log, decode)
+        record = record_from(item, names, log, decode)
         if record is not None:
             position[key] = len(records)
             records.append(record)
@@ -220,7 +233,7 @@ def _listed_images(
     return per_split, wanted
 
 
-def _record(item: _Parsed, names: list[str], log: ProblemLog, decode: bool) -> Record | None:
+def record_from(item: _Parsed, names: list[str], log: ProblemLog, decode: bool) -> Record | None:
     """The validated record of one parsed annotation, or None if its image is unusable."""
     size_hw = check_image(item.image_path, item.size_hw, log, item.xml_path, decode)
     if size_hw is None:
