@@ -113,6 +113,10 @@ class PriorsConfig(_Section):
     aspect_ratios: list[list[float]] = [[2], [2, 3], [2, 3], [2, 3], [2], [2]]  # r adds r and 1/r
     variances: tuple[float, float] = (0.1, 0.2)  # box-coding variances (centre, size), SSD paper
     clip: bool | Literal["wh"] = True  # clip priors to [0, 1]; "wh": sizes only (torchvision)
+    # "auto": at the start of training, search sizes and aspect ratios that cover the training
+    # boxes best (as `ssd inspect-priors --suggest`); the run's recipe.yaml keeps the result.
+    fit: Literal["off", "auto"] = "off"
+    fitted: str | None = None  # what the fit found (coverage before -> after); set by training
 
     @model_validator(mode="before")
     @classmethod
@@ -301,7 +305,10 @@ class ExportConfig(_Section):
 
 
 class Recipe(_Section):
-    """A complete, validated recipe; every section has defaults."""
+    """A complete, validated recipe; every section has defaults.
+
+    ``priors: auto`` is short for ``priors: {fit: auto}`` (the default priors, fitted to the data).
+    """
 
     model: ModelConfig = ModelConfig()  # network
     priors: PriorsConfig = PriorsConfig()  # default boxes
@@ -310,6 +317,13 @@ class Recipe(_Section):
     eval: EvalConfig = EvalConfig()  # evaluation
     postprocess: PostprocessConfig = PostprocessConfig()  # decoding and NMS
     export: ExportConfig = ExportConfig()  # export
+
+    @model_validator(mode="before")
+    @classmethod
+    def _priors_auto(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("priors") == "auto":
+            return {**data, "priors": {"fit": "auto"}}
+        return data
 
 
 def recipe_from_dict(data: Mapping[str, Any], source: str) -> Recipe:

@@ -151,6 +151,29 @@ def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
 
 
+def print_compact_report(manifest: Manifest) -> None:
+    """The report in a few lines (``ssd train --data``): sizes, splits, classes, notes, problems."""
+    from ssdcli.data.stats import compute_stats
+
+    stats = compute_stats(manifest)
+    _say(
+        f"[bold]{escape(manifest.source)}[/] ({manifest.format}): {stats.images} images, "
+        f"{stats.objects} objects, {len(manifest.class_names)} classes"
+    )
+    for note in manifest.notes:
+        _say(f"[cyan]note[/] {escape(note)}")
+    splits = ", ".join(f"{name} {count}" for name, (count, _) in stats.split_sizes.items())
+    _say(f"splits (images): {escape(splits)}")
+    classes = ", ".join(f"{name} {objects}" for name, objects, _ in stats.per_class)
+    _say(f"objects per class: {escape(classes)}")
+    if manifest.problems:
+        kinds = sorted({p.kind for p in manifest.problems})
+        _say(
+            f"[yellow]{len(manifest.problems)} problems[/] ({', '.join(kinds)}): the objects or "
+            "images concerned are left out; `ssd prepare-data` lists them"
+        )
+
+
 def print_report(manifest: Manifest, stats: Stats, max_problems: int = 20) -> None:
     """Prints the data set report (tables and problems) with Rich."""
     from ssdcli.data.records import PROBLEM_KINDS

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,7 +18,12 @@ from ssdcli.config import Recipe, load_recipe
 from ssdcli.device import DEVICE_CHOICES, parse_device
 from ssdcli.errors import UsageError
 
+if TYPE_CHECKING:
+    from ssdcli.data.records import Manifest
+
 DEFAULT_RECIPE = "shapes_tiny"
+DATA_RECIPE = "photos_tiny"
+"""The recipe ``ssd train --data PATH`` starts from when none is named (see recipes/)."""
 EXIT_INTERRUPTED = 130
 
 
@@ -38,6 +43,16 @@ def train_command(
         typer.Option(help="Run folder name under train.runs_dir (default: recipe name + number)."),
     ] = None,
     device: Annotated[str, typer.Option(help=f"{DEVICE_CHOICES} (CUDA when available).")] = "auto",
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            metavar="PATH",
+            help="Your data set, as exported: a folder (VOC, COCO, YOLO, split folders), a "
+            f"data.yaml, a COCO JSON or a manifest.json. RECIPE defaults to {DATA_RECIPE}; "
+            "classes and splits come from the data, priors are fitted to its boxes.",
+        ),
+    ] = None,
 ) -> None:
     """Train a detector; with no RECIPE, the tiny model on a generated shapes data set.
 
@@ -46,16 +61,23 @@ def train_command(
     """
     parse_device(device)  # a bad value fails here, before the data set is read
     if resume is not None:
+        if data is not None:
+            raise UsageError(f"--resume {resume} uses the run's own data; drop --data")
         cfg, run_dir = _resume_recipe(resume, recipe, sets or [])
+        manifest = None
+    elif data is not None:
+        cfg, run_dir, manifest = _data_run(data, recipe, sets, name)
     else:
         cfg = resolve_recipe(recipe, sets, default=DEFAULT_RECIPE)
         run_dir = new_run_dir(cfg, recipe or DEFAULT_RECIPE, name)
+        manifest = None
 
     # The data set first (no torch yet): a missing path fails in a second, before a run folder
     # or a model exists. The synthetic set is generated here on first use.
     from ssdcli.data.manifest import build_manifest
 
-    manifest = build_manifest(cfg.data)
+    if manifest is None:
+        manifest = build_manifest(cfg.data)
 
     # Before torch loads OpenMP: idle threads sleep instead of spinning. Spinning costs little on
     # an idle machine but slows small-kernel CPU training several-fold when cores are shared
@@ -76,6 +98,48 @@ def train_command(
             f"Resume with: ssd train --resume {result.run_dir}[/]"
         )
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _data_run(
+    data: Path, recipe: str | None, sets: list[str] | None, name: str | None
+) -> tuple[Recipe, Path, Manifest]:
+    """``ssd train --data PATH``: the data read as it comes, the recipe pointed at it.
+
+    The manifest goes into the run folder (``manifest.json``) and the recipe names it, so
+    ``ssd eval`` and ``ssd detect`` on the run need nothing else. Training uses ``train``,
+    best.pt is chosen on ``val`` (or ``valid``), ``ssd eval`` reads ``test`` (else ``val``).
+    """
+    from ssdcli.cli.prepare_data import print_compact_report
+    from ssdcli.config import override_recipe
+    from ssdcli.data.layout import open_dataset
+
+    cfg = resolve_recipe(recipe, sets, default=DATA_RECIPE)
+    manifest = open_dataset(data)
+    print_compact_report(manifest)
+    val = manifest.resolve_split("val")
+    if "train" not in manifest.splits or val is None:
+        known = ", ".join(sorted(manifest.splits)) or "none"
+        raise UsageError(
+            f"--data {data}: training needs a 'train' and a 'val' split (it has: {known}); "
+            "fix: rename the split folders, or give one folder of images to split automatically"
+        )
+    test = manifest.resolve_split("test") or val
+    stem = data.stem if data.is_file() and data.stem not in ("data", "manifest") else None
+    run_dir = new_run_dir(cfg, stem or data.resolve().name or "data", name)
+    if _is_main_rank():
+        manifest.save(run_dir / "manifest.json")
+    cfg = override_recipe(
+        cfg,
+        {
+            "data.manifest": str((run_dir / "manifest.json").resolve()),
+            "data.class_names": list(manifest.class_names),
+            "data.train_split": "train",
+            "data.val_split": val,
+            "data.test_split": test,
+        },
+        source=f"--data {data}",
+    )
+    return cfg, run_dir, manifest
 
 
 def _is_main_rank() -> bool:

@@ -104,6 +104,11 @@ def build_parts(
 
     if recipe.model.init is not None:  # priors/normalisation the starting weights need
         recipe = resolve_init_recipe(recipe)
+    if recipe.priors.fit == "auto":  # every rank fits the same data the same way
+        from ssdcli.coverage.fit import fit_priors
+
+        log = console.print if info.is_main else (lambda line: None)
+        recipe = fit_priors(recipe, manifest, recipe.data.train_split, log)
     detector, train_model = _build_model(recipe, manifest, info, device, console)
     model = detector.model
 
@@ -112,7 +117,8 @@ def build_parts(
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, total, sampler.batches_per_epoch)
     scaler, autocast = _mixed_precision(cfg, device, info, console)
-    val = manifest.splits.get(recipe.data.val_split, [])
+    val_split = manifest.resolve_split(recipe.data.val_split)
+    val = manifest.splits.get(val_split, []) if val_split else []
     parts = TrainParts(
         recipe=recipe, run_dir=run_dir, console=console, info=info, device=device,
         manifest=manifest, detector=detector, model=model, train_model=train_model,
@@ -209,7 +215,7 @@ def _make_loader(
     from ssdcli.data.loader import build_dataset
 
     data = recipe.data
-    split = data.train_split
+    split = manifest.resolve_split(data.train_split) or data.train_split
     if split not in manifest.splits:
         raise DataError(
             f"data set {data.root} has no '{split}' split (it has: "

@@ -101,3 +101,57 @@ def test_unknown_device_is_a_usage_error(tiny_yaml: Path) -> None:
     result = runner.invoke(app, ["train", str(tiny_yaml), "--device", "tpu"])
     assert result.exit_code == 2
     assert "--device" in result.output
+
+
+def _flat_voc_folder(root: Path, count: int = 8) -> Path:
+    """``count`` images with VOC XML beside them, no splits (as LabelImg writes them)."""
+    import cv2
+    import numpy as np
+
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        image = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        cv2.imwrite(str(root / f"photo{i}.JPG"), image)
+        x0, y0 = int(rng.integers(0, 20)), int(rng.integers(0, 14))
+        name = "cat" if i % 2 else "dog"
+        (root / f"photo{i}.xml").write_text(
+            f"<annotation><filename>photo{i}.JPG</filename><size><width>64</width>"
+            f"<height>48</height><depth>3</depth></size><object><name>{name}</name>"
+            f"<bndbox><xmin>{x0 + 1}</xmin><ymin>{y0 + 1}</ymin><xmax>{x0 + 30}</xmax>"
+            f"<ymax>{y0 + 28}</ymax></bndbox></object></annotation>"
+        )
+    return root
+
+
+def test_train_data_takes_a_folder_as_it_comes_and_eval_needs_only_the_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = _flat_voc_folder(tmp_path / "my photos")
+    small = [
+        "model.size_hw=[64,64]", "model.extra_levels=2", "model.width=0.25",
+        "priors.scales=[0.1,0.25,0.45,0.7,0.95]", "priors.aspect_ratios=[[2],[2],[2],[2]]",
+        "data.batch_size=2", "data.workers=0", "train.iterations=2", "train.eval_every=2",
+        "train.warmup_iterations=0", "eval.batch_size=4",
+    ]  # fmt: skip
+    args = ["train", "--data", str(folder), "--name", "mine", "--device", "cpu"]
+    result = runner.invoke(app, args + [x for s in small for x in ("--set", s)])
+    assert result.exit_code == 0, result.output
+    assert "priors fitted to the data" in result.output or "priors: the recipe's" in result.output
+    run = Path("runs/mine")
+    saved = yaml.safe_load((run / "recipe.yaml").read_text())
+    assert saved["data"]["class_names"] == ["cat", "dog"]
+    assert saved["data"]["manifest"] == str((run / "manifest.json").resolve())
+    assert (saved["data"]["train_split"], saved["data"]["val_split"]) == ("train", "val")
+    assert saved["priors"]["fit"] == "off" and saved["priors"]["fitted"].startswith("auto: ")
+    evaluated = runner.invoke(app, ["eval", str(run / "best.pt"), "--device", "cpu"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "on split 'test'" in evaluated.output
+
+
+def test_train_data_refuses_resume_and_a_missing_folder(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    missing = runner.invoke(app, ["train", "--data", str(tmp_path / "nope")])
+    assert missing.exit_code == 1 and "does not exist" in missing.output
+    assert not Path("runs").exists()
+    both = runner.invoke(app, ["train", "--data", str(tmp_path), "--resume", "runs/x"])
+    assert both.exit_code == 2 and "drop --data" in both.output
