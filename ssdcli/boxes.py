@@ -190,3 +190,24 @@ class BoxCoder:
         log_scale = (deltas[..., 2:] * v_s).clamp(max=self.max_log_scale)
         size = priors_cxcywh[..., 2:] * torch.exp(log_scale)
         return torch.cat((centre - size / 2, centre + size / 2), dim=-1)
+
+
+def resized_hw(image_hw: tuple[int, int], size_hw: tuple[int, int], resize: str) -> tuple[int, int]:
+    """``(h, w)`` the image takes inside the network input: all of it (stretch), or its aspect
+    ratio kept with the longer side fitted (letterbox; placed at the top-left corner)."""
+    if resize != "letterbox":
+        return int(size_hw[0]), int(size_hw[1])
+    scale = min(size_hw[0] / image_hw[0], size_hw[1] / image_hw[1])
+    return max(1, round(image_hw[0] * scale)), max(1, round(image_hw[1] * scale))
+
+
+def frame_hw(
+    image_hw: tuple[int, int], size_hw: tuple[int, int], resize: str
+) -> tuple[float, float]:
+    """``(H, W)`` in pixels of the original image that the whole network input spans.
+
+    Normalised xyxy boxes of the input times ``(W, H, W, H)`` of this frame are pixels of the
+    original image: the image's own size for stretch; larger on the padded side for letterbox.
+    """
+    inner_h, inner_w = resized_hw(image_hw, size_hw, resize)
+    return size_hw[0] * image_hw[0] / inner_h, size_hw[1] * image_hw[1] / inner_w

@@ -76,6 +76,9 @@ class ModelConfig(_Section):
 
     backbone: str = "vgg16"  # built-in name (vgg16, mobilenet_v2, tiny, ...) or "pkg.mod:factory"
     size_hw: tuple[int, int] = (300, 300)  # network input (H, W) in pixels; one number means square
+    # How an image becomes the input: "stretch" resizes it to size_hw (SSD's way); "letterbox"
+    # keeps its aspect ratio, scales its longer side to fit and pads the rest with the mean pixel.
+    resize: Literal["stretch", "letterbox"] = "stretch"
     extra_levels: int | None = Field(None, ge=0)  # None = backbone's (vgg16: 4 at 300, 5 at 512)
     width: float = Field(1.0, gt=0)  # width multiplier where the backbone has one (tiny, mobilenet)
     input: InputConfig = InputConfig()  # pixel normalisation

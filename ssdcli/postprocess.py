@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ssdcli.boxes import BoxCoder
+from ssdcli.boxes import BoxCoder, frame_hw
 from ssdcli.nms import greedy_nms_in_order
 
 __all__ = ["Detections", "PostProcessor", "PostprocessOverrides", "PostprocessSettings"]
@@ -139,6 +139,8 @@ class PostProcessor:
         priors_P4 (Tensor[P, 4], float): normalised cxcywh priors of the model.
         coder: the box coder the model was trained with.
         settings: threshold, NMS IoU, per-image and per-class limits.
+        resize, input_hw: how images became the network input (``model.resize``, and the input
+            size it needs for ``"letterbox"``), to map boxes back to each original image.
     """
 
     def __init__(
@@ -146,10 +148,15 @@ class PostProcessor:
         priors_P4: Tensor,
         coder: BoxCoder,
         settings: PostprocessSettings | None = None,
+        resize: str = "stretch",
+        input_hw: tuple[int, int] | None = None,
     ) -> None:
         self.priors_P4 = priors_P4
         self.coder = coder
         self.settings = settings or PostprocessSettings()
+        if resize == "letterbox" and input_hw is None:
+            raise ValueError("letterbox post-processing needs the network input size")
+        self.resize, self.input_hw = resize, input_hw
 
     def __call__(
         self,
@@ -191,7 +198,12 @@ class PostProcessor:
             (image_N, class_N, score_N), lambda sel: decode(flat_N[sel]), batch, num_k - 1, settings
         )
         sizes_B2 = np.asarray(image_sizes_hw, dtype=np.float32).reshape(batch, 2)
-        return _split(image_N[best], class_N[best], score_N[best], boxes_D4, sizes_B2, device)
+        frames_B2 = sizes_B2
+        if self.resize == "letterbox":
+            frames = [frame_hw(hw, self.input_hw, "letterbox") for hw in image_sizes_hw]
+            frames_B2 = np.asarray(frames, dtype=np.float32).reshape(batch, 2)
+        found = image_N[best], class_N[best], score_N[best]
+        return _split(*found, boxes_D4, frames_B2, sizes_B2, device)
 
 
 def _best_survivors(
@@ -327,12 +339,18 @@ def _split(
     class_D: np.ndarray,
     score_D: np.ndarray,
     boxes_D4: np.ndarray,
+    frames_B2: np.ndarray,
     sizes_B2: np.ndarray,
     device: torch.device,
 ) -> list[Detections]:
-    """Normalised boxes -> pixels of each original image (clamped), one Detections per image."""
-    scale_D4 = sizes_B2[:, [1, 0, 1, 0]][image_D]
-    pixels_D4 = np.minimum(np.maximum(boxes_D4 * scale_D4, np.float32(0.0)), scale_D4)
+    """Normalised boxes -> pixels of each original image (clamped), one Detections per image.
+
+    ``frames_B2``: ``(H, W)`` in original pixels that the network input spans (the image size
+    when stretched); ``sizes_B2``: the images' own ``(H, W)``, to clamp to.
+    """
+    scale_D4 = frames_B2[:, [1, 0, 1, 0]][image_D]
+    limit_D4 = sizes_B2[:, [1, 0, 1, 0]][image_D]
+    pixels_D4 = np.minimum(np.maximum(boxes_D4 * scale_D4, np.float32(0.0)), limit_D4)
     counts = np.bincount(image_D, minlength=sizes_B2.shape[0]).tolist()
     columns = [torch.from_numpy(a).to(device).split(counts) for a in (pixels_D4, score_D, class_D)]
     # The only per-image loop: one object per image.

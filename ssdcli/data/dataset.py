@@ -69,6 +69,7 @@ class DetectionDataset(Dataset):
         augment: AugmentSettings | None = None,
         include_difficult: bool = False,
         seed: int = 0,
+        resize: str = "stretch",
     ) -> None:
         self.records: list[Record] = [manifest.records[i] for i in manifest.split_indices(split)]
         if not self.records:
@@ -78,6 +79,7 @@ class DetectionDataset(Dataset):
             )
         self.class_names = manifest.class_names
         self.size_hw = (int(size_hw[0]), int(size_hw[1]))
+        self.resize = resize  # "stretch" or "letterbox", as the model's recipe says
         self.mean = tuple(float(v) for v in input_cfg.mean)
         self.std = tuple(float(v) for v in input_cfg.std)
         self.channel_order = channel_order = input_cfg.channel_order
@@ -107,7 +109,9 @@ class DetectionDataset(Dataset):
         record = self.records[index]
         keep = _train_objects(record, self.include_difficult)
         boxes = _scaled_boxes(record, image.shape[:2])[keep]
-        out = augment_ssd(image, boxes, self.size_hw, rng, self.augment, self.fill_rgb)
+        out = augment_ssd(
+            image, boxes, self.size_hw, rng, self.augment, self.fill_rgb, self.resize
+        )
         height, width = self.size_hw
         target = {
             "boxes_xyxy": torch.from_numpy(out.boxes_xyxy / np.float32([width, height] * 2)),
@@ -154,7 +158,9 @@ class DetectionDataset(Dataset):
             "size_hw": record.size_hw,
             "skipped": 0,
         }
-        chw = preprocess_image(image, self.size_hw, self.mean, self.std, self.channel_order)
+        chw = preprocess_image(
+            image, self.size_hw, self.mean, self.std, self.channel_order, self.resize
+        )
         return torch.from_numpy(chw), target
 
 

@@ -67,6 +67,7 @@ def build_dataset(
     *,
     train: bool,
     seed: int = 0,
+    resize: str = "stretch",
 ) -> DetectionDataset:
     """A :class:`DetectionDataset` from the recipe's ``data`` and ``model.input`` sections."""
     return DetectionDataset(
@@ -78,4 +79,5 @@ def build_dataset(
         augment=AugmentSettings.from_config(data_cfg.augment),
         include_difficult=data_cfg.include_difficult,
         seed=seed,
+        resize=resize,
     )

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import cv2
 import numpy as np
 
+from ssdcli.boxes import resized_hw
+
 if TYPE_CHECKING:
     from ssdcli.config import AugmentConfig
 
@@ -179,6 +181,7 @@ def augment_ssd(
     rng: np.random.Generator,
     settings: AugmentSettings = AugmentSettings(),
     fill_rgb: tuple[int, int, int] = (124, 116, 104),
+    resize: str = "stretch",
 ) -> Augmented:
     """Applies the SSD training augmentation to one image.
 
@@ -189,6 +192,8 @@ def augment_ssd(
         rng: the only source of randomness.
         settings: which steps run.
         fill_rgb: zoom-out canvas colour (the model's mean pixel).
+        resize: ``"stretch"`` maps the crop onto the whole output; ``"letterbox"`` keeps its
+            aspect ratio (top-left, the rest filled with ``fill_rgb``), as at inference.
 
     Returns:
         :class:`Augmented` (image at ``size_hw``, boxes in its pixels, kept indices).
@@ -203,6 +208,8 @@ def augment_ssd(
     if np.any(visible[2:] <= visible[:2]):  # an empty image's patch may miss the source
         return Augmented(_filled(size_hw, fill_rgb), np.zeros((0, 4), np.float32), keep[:0])
     scale = np.array([out_w, out_h]) / (patch[2:] - patch[:2])
+    if resize == "letterbox":
+        scale[:] = scale.min()
     place = np.round((visible - patch[[0, 1, 0, 1]]) * np.tile(scale, 2)).astype(int)
     place[:2] = np.minimum(place[:2], (out_w - 1, out_h - 1))
     place[2:] = np.maximum(place[2:], place[:2] + 1)
@@ -277,6 +284,7 @@ def preprocess_image(
     mean: tuple[float, float, float],
     std: tuple[float, float, float],
     channel_order: str = "rgb",
+    resize: str = "stretch",
 ) -> np.ndarray:
     """The one evaluation/inference preprocessing: resize (bilinear) + normalise.
 
@@ -285,13 +293,20 @@ def preprocess_image(
         size_hw: network input size ``(H, W)``.
         mean, std: per channel, 0-255 units, in ``channel_order``.
         channel_order: ``"rgb"`` or ``"bgr"`` (what the network expects).
+        resize: ``"stretch"`` or ``"letterbox"`` (padding at the right and bottom is the mean
+            pixel, 0 after normalisation).
 
     Returns:
-        float32 ``[3, H, W]``. Boxes map back by scaling x by ``W_orig / W`` and y by
-        ``H_orig / H`` (normalised coordinates are unchanged by this resize).
+        float32 ``[3, H, W]``. Normalised boxes map back to the original image through
+        :func:`frame_hw`.
     """
     height, width = size_hw
     image = image_rgb_HW3_uint8
-    if image.shape[:2] != (height, width):
-        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-    return normalize_image(image, mean, std, channel_order)
+    inner_h, inner_w = resized_hw(image.shape[:2], size_hw, resize)
+    if image.shape[:2] != (inner_h, inner_w):
+        image = cv2.resize(image, (inner_w, inner_h), interpolation=cv2.INTER_LINEAR)
+    if (inner_h, inner_w) == (height, width):
+        return normalize_image(image, mean, std, channel_order)
+    out = np.zeros((3, height, width), np.float32)
+    out[:, :inner_h, :inner_w] = normalize_image(image, mean, std, channel_order)
+    return out

@@ -240,9 +240,19 @@ def evaluate_detector(
         detector.priors_P4.to(torch_device),
         BoxCoder(tuple(recipe.priors.variances)),
         PostprocessSettings.from_mapping(recipe.postprocess),
+        recipe.model.resize,
+        (int(recipe.model.size_hw[0]), int(recipe.model.size_hw[1])),
     )
     size_hw = (int(recipe.model.size_hw[0]), int(recipe.model.size_hw[1]))
-    dataset = build_dataset(manifest, split, recipe.data, recipe.model.input, size_hw, train=False)
+    dataset = build_dataset(
+        manifest,
+        split,
+        recipe.data,
+        recipe.model.input,
+        size_hw,
+        train=False,
+        resize=recipe.model.resize,
+    )
     batch = int(batch_size or recipe.eval.batch_size)
     workers = min(int(recipe.data.workers), os.cpu_count() or 1) if len(records) > batch else 0
     pin = torch_device.type == "cuda"

@@ -79,6 +79,7 @@ def model_info(loaded: LoadedDetector, form: str, dynamic_batch: bool, **extra: 
         mean=tuple(recipe.model.input.mean),
         std=tuple(recipe.model.input.std),
         channel_order=recipe.model.input.channel_order,
+        resize=recipe.model.resize,
         category_ids=loaded.category_ids,
         form=form,
         fixed_batch=None if dynamic_batch else 1,

@@ -62,7 +62,7 @@ class BasePredictor:
         batch = np.empty((len(images_rgb), 3, *info.size_hw), dtype=np.float32)
         for i, image in enumerate(images_rgb):
             batch[i] = preprocess_image(
-                image, info.size_hw, info.mean, info.std, info.channel_order
+                image, info.size_hw, info.mean, info.std, info.channel_order, info.resize
             )
         return batch
 

@@ -69,6 +69,7 @@ class Predictor(BasePredictor):
             mean=tuple(recipe.model.input.mean),
             std=tuple(recipe.model.input.std),
             channel_order=recipe.model.input.channel_order,
+            resize=recipe.model.resize,
             category_ids=None if category_ids is None else [int(i) for i in category_ids],
             postprocess=recipe_settings,
             variances=(float(recipe.priors.variances[0]), float(recipe.priors.variances[1])),
@@ -83,7 +84,11 @@ class Predictor(BasePredictor):
 
             self.model = optimize_for_inference(self.model, self.device)
         self.postprocessor = PostProcessor(
-            detector.priors_P4.to(self.device), BoxCoder(info.variances), settings
+            detector.priors_P4.to(self.device),
+            BoxCoder(info.variances),
+            settings,
+            info.resize,
+            info.size_hw,
         )
 
     def raw_outputs(self, batch_BCHW: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,6 +28,7 @@ class ModelInfo:
         size_hw: network input ``(H, W)``.
         mean, std: per-channel normalisation in 0-255 units, in ``channel_order``.
         channel_order: ``"rgb"`` or ``"bgr"``, what the network expects.
+        resize: ``"stretch"`` or ``"letterbox"``: how an image becomes the network input.
         category_ids: original data-set ids per label (COCO), or None.
         fmt: ``"checkpoint"``, ``"onnx"`` or ``"torchscript"``.
         form: ``"raw"`` (head outputs, post-processed here) or ``"nms"`` (post-processing inside).
@@ -45,6 +46,7 @@ class ModelInfo:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     channel_order: str = "rgb"
+    resize: str = "stretch"
     category_ids: list[int] | None = None
     fmt: str = "checkpoint"
     form: str = "raw"
@@ -69,6 +71,7 @@ def metadata_json(info: ModelInfo) -> str:
             "mean": list(info.mean),
             "std": list(info.std),
             "channel_order": info.channel_order,
+            "resize": info.resize,
             "form": info.form,
             "fixed_batch": info.fixed_batch,
             "postprocess": info.postprocess.to_dict(),
@@ -87,7 +90,7 @@ def info_from_metadata(text: str, fmt: str, source: str) -> ModelInfo:
     """
     try:
         meta = json.loads(text)
-        known = {"class_names", "category_ids", "size_hw", "mean", "std", "channel_order"}
+        known = {"class_names", "category_ids", "size_hw", "mean", "std", "channel_order", "resize"}
         known |= {"form", "fixed_batch", "postprocess", "variances", "max_log_scale"}
         return ModelInfo(
             class_names=[str(n) for n in meta["class_names"]],
@@ -95,6 +98,7 @@ def info_from_metadata(text: str, fmt: str, source: str) -> ModelInfo:
             mean=tuple(float(v) for v in meta["mean"]),
             std=tuple(float(v) for v in meta["std"]),
             channel_order=str(meta.get("channel_order", "rgb")),
+            resize=str(meta.get("resize", "stretch")),
             category_ids=meta.get("category_ids"),
             fmt=fmt,
             form=str(meta["form"]),

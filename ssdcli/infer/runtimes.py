@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ssdcli.boxes import frame_hw
 from ssdcli.errors import CheckpointError, ExportError
 from ssdcli.infer.base import BasePredictor
 from ssdcli.infer.model_info import METADATA_KEY, ModelInfo, info_from_metadata
@@ -115,8 +116,10 @@ class _ExportedPredictor(BasePredictor):
             n = int(count_B[b])
             scores = scores_BD[b, :n]
             keep = np.flatnonzero(scores > self.settings.score_threshold)[: self._post_limit()]
-            scale = np.array([width, height, width, height], dtype=np.float32)
-            pixels = np.minimum(np.maximum(boxes_BD4[b, keep] * scale, 0.0), scale)
+            frame_h, frame_w = frame_hw((height, width), self.info.size_hw, self.info.resize)
+            scale = np.array([frame_w, frame_h, frame_w, frame_h], dtype=np.float32)
+            limit = np.array([width, height, width, height], dtype=np.float32)
+            pixels = np.minimum(np.maximum(boxes_BD4[b, keep] * scale, 0.0), limit)
             results.append(
                 Detections(
                     torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)),
@@ -142,6 +145,8 @@ class _ExportedPredictor(BasePredictor):
                 torch.as_tensor(np.asarray(priors_P4), dtype=torch.float32),
                 self.info.box_coder(),
                 self.settings,
+                self.info.resize,
+                self.info.size_hw,
             )
         with torch.inference_mode():
             return self._postprocessor(

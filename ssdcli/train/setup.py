@@ -228,7 +228,14 @@ def _make_loader(
         )
     size_hw = (int(recipe.model.size_hw[0]), int(recipe.model.size_hw[1]))
     dataset = build_dataset(
-        manifest, split, data, recipe.model.input, size_hw, train=True, seed=recipe.train.seed
+        manifest,
+        split,
+        data,
+        recipe.model.input,
+        size_hw,
+        train=True,
+        seed=recipe.train.seed,
+        resize=recipe.model.resize,
     )
     if len(dataset) < data.batch_size:
         raise DataError(
