@@ -42,6 +42,8 @@ class EvalRequest:
     batch: int | None = None
     device: str = "auto"
     plot: Path | None = None
+    report: bool = False
+    report_threshold: float | None = None
 
 
 @dataclass
@@ -100,6 +102,12 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
     outcome.written.append(
         plot_pr_curves(result.curves, result.class_names, plot_path, aps, ap_name, title)
     )
+    if request.report:
+        from ssdcli.evaluate.report import eval_report
+
+        outcome.written.append(
+            eval_report(checkpoint, recipe, manifest, result, request.report_threshold, log)
+        )
     if request.json_path is not None:
         outcome.written.append(
             write_metrics_json(result, request.json_path, checkpoint=str(checkpoint))
