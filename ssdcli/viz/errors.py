@@ -77,6 +77,7 @@ def draw_matched(
     detections: an.ImageDetections,
     match: an.ImageMatch,
     class_names: Sequence[str],
+    max_shown: int = 30,
 ) -> np.ndarray:
     """One image with its matched ground truths and detections drawn (see the module docstring).
 
@@ -86,6 +87,8 @@ def draw_matched(
         detections: the image's detections (xyxy pixels of the image).
         match: their :func:`~ssdcli.metrics.analysis.match_image` result.
         class_names: C names.
+        max_shown: at most this many detections are drawn, the highest-scored (an untrained
+            model's hundreds of boxes would hide the image).
 
     Returns:
         uint8 [H', W', 3] RGB, enlarged by :func:`enlarge`.
@@ -120,18 +123,17 @@ def draw_matched(
         else:
             colour = DETECTED_GT_RGB if state == an.GT_DETECTED else IGNORED_GT_RGB
             _dashed_rectangle(image, xyxy, colour, line)
-    order = np.argsort(np.asarray(detections.scores_D))  # highest score drawn last, on top
-    for d in order:
+    order = np.argsort(-np.asarray(detections.scores_D), kind="stable")
+    order = order[~np.isin(match.det_kind[order], (an.BELOW, an.IGNORED))][:max_shown]
+    for d in order[::-1]:  # highest score drawn last, on top
         kind = int(match.det_kind[d])
-        if kind in (an.BELOW, an.IGNORED):
-            continue
         xyxy = pixels(detections.boxes_D4[d])
         colour = TP_RGB if kind == an.TP else FP_RGB
         text = f"{names[d_labels[d]]} {float(detections.scores_D[d]):.2f}"
         if kind != an.TP:
             text += f" {an.KIND_NAMES[kind]}"
-        cv2.rectangle(image, tuple(xyxy[:2]), tuple(xyxy[2:]), (0, 0, 0), line + 2)
-        cv2.rectangle(image, tuple(xyxy[:2]), tuple(xyxy[2:]), colour, line)
+        cv2.rectangle(image, tuple(xyxy[:2]), tuple(xyxy[2:]), (0, 0, 0), line + 3)
+        cv2.rectangle(image, tuple(xyxy[:2]), tuple(xyxy[2:]), colour, line + 1)
         _caption(image, text, xyxy[0], xyxy[1], colour, text_scale)
     return image
 
