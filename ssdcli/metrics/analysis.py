@@ -110,11 +110,16 @@ def _greedy(order: np.ndarray, iou_DG: np.ndarray, allowed_DG: np.ndarray, taken
     took = np.full(iou_DG.shape[0], -1, np.int64)
     candidate = np.where(allowed_DG, iou_DG, -1.0)
     hopeful = candidate.max(axis=1, initial=-1.0) >= MATCH_IOU
+    # Once every ground truth some detection could take is taken, nobody else can match.
+    free = int(((candidate >= MATCH_IOU).any(axis=0) & ~taken_G).sum())
     for d in order[hopeful[order]]:
+        if free == 0:
+            break
         row = np.where(taken_G, -1.0, candidate[d])
         g = int(row.argmax())
         if row[g] >= MATCH_IOU:
             took[d], taken_G[g] = g, True
+            free -= 1
     return took
 
 

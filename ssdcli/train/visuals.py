@@ -75,16 +75,17 @@ def prediction_grid(
     from ssdcli.viz.draw import make_grid
     from ssdcli.viz.errors import draw_matched
 
-    analysis = an.analyse(records, result.detections, len(result.class_names))
+    threshold = an.f1_curve(records, result.detections).threshold
     tiles = []
-    for p in positions:
-        record = records[p]
+    for p in positions:  # only the shown images are matched at the threshold
+        record, found = records[p], result.detections[p]
+        match = an.match_image(record, found, threshold)
         drawn = draw_matched(
-            read_image_rgb(record.image_path), record.boxes_xyxy, record.labels,
-            result.detections[p], analysis.matches[p], result.class_names, max_shown=10,
+            read_image_rgb(record.image_path), record.boxes_xyxy, record.labels, found, match,
+            result.class_names, max_shown=10,
         )  # fmt: skip
         tiles.append(_tile(drawn))
-    return make_grid(tiles, columns=min(3, len(tiles))), analysis.threshold
+    return make_grid(tiles, columns=min(3, len(tiles))), threshold
 
 
 def after_evaluation(parts: TrainParts, state: LoopState, result: EvalResult) -> list[Path]:

@@ -13,7 +13,8 @@ def ap_bars(class_names: Sequence[str], aps: Mapping[str, np.ndarray]) -> bytes:
     """Grouped horizontal bars: one group per class, one bar per AP column (float [C] each, NaN =
     no ground truth, drawn as no bar)."""
     count = max(len(class_names), 1)
-    figure = new_figure(7.5, 1.2 + 0.28 * count * max(len(aps), 1) ** 0.5)
+    # Grows with the classes, capped so that 80 COCO classes stay a page-sized image.
+    figure = new_figure(7.5, min(1.2 + 0.28 * count * max(len(aps), 1) ** 0.5, 30.0))
     ax = figure.subplots()
     height = 0.8 / max(len(aps), 1)
     positions = np.arange(len(class_names))
@@ -36,7 +37,8 @@ def confusion_heatmaps(
     """Counts and row-normalised confusion matrices side by side ([C + 1, C + 1] each; the last
     row and column are background: false detections and missed objects)."""
     names = [*class_names, "background"]
-    side = 2.2 + 0.42 * len(names)
+    side = min(2.2 + 0.42 * len(names), 12.0)  # capped: 81 x 81 cells still fit a screen
+    font = 7 if len(names) <= 30 else 4
     figure = new_figure(2 * side + 1.0, side + 0.6)
     for ax, matrix, title, fmt in zip(
         figure.subplots(1, 2),
@@ -48,8 +50,8 @@ def confusion_heatmaps(
         # Both panels are coloured by the row share, so a rare class's errors stand out too.
         ax.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0)
         ticks = np.arange(len(names))
-        ax.set_xticks(ticks, names, rotation=60, ha="right", fontsize=7)
-        ax.set_yticks(ticks, names, fontsize=7)
+        ax.set_xticks(ticks, names, rotation=60, ha="right", fontsize=font)
+        ax.set_yticks(ticks, names, fontsize=font)
         ax.set_xlabel("detected as", fontsize=8)
         ax.set_ylabel("true class", fontsize=8)
         ax.set_title(f"{title}, score >= {threshold:.3f}", fontsize=9)
@@ -65,7 +67,7 @@ def confusion_heatmaps(
 
 def fp_kind_bars(fp_kinds: np.ndarray, class_names: Sequence[str], kinds: Sequence[str]) -> bytes:
     """Stacked horizontal bars of false positives per detected class and kind (int [C, K])."""
-    figure = new_figure(7.5, 1.4 + 0.25 * max(len(class_names), 1))
+    figure = new_figure(7.5, min(1.4 + 0.25 * max(len(class_names), 1), 24.0))
     ax = figure.subplots()
     left = np.zeros(len(class_names))
     colours = ("tab:purple", "tab:olive", "tab:orange", "tab:red")
@@ -73,7 +75,7 @@ def fp_kind_bars(fp_kinds: np.ndarray, class_names: Sequence[str], kinds: Sequen
         ax.barh(class_names, fp_kinds[:, k], left=left, label=name, color=colours[k % 4])
         left += fp_kinds[:, k]
     ax.invert_yaxis()
-    ax.tick_params(labelsize=7)
+    ax.tick_params(labelsize=7 if len(class_names) <= 30 else 4)
     ax.set_xlabel("false positives", fontsize=8)
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
