@@ -167,6 +167,8 @@ def _gallery_section(request: ReportRequest, analysis: an.ErrorAnalysis) -> str:
     none = "<p>none at this threshold</p>"
     return (
         f"<h2>The {len(figures)} images with the most errors</h2>" + h.legend(STYLE_LEGEND)
+        + "<p class='note'>Errors: false detections, missed objects and class confusions at the "
+        "threshold; at most the 30 highest-scored detections are drawn per image.</p>"
         + (f"<div class='gallery'>{''.join(figures)}</div>" if figures else none)
         + f"<h2>The {len(crops)} most confident false positives</h2>"
         + (f"<div class='gallery'>{''.join(crops)}</div>" if crops else none)

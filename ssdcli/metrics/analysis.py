@@ -98,7 +98,9 @@ def box_iou(a_N4: np.ndarray, b_M4: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def _greedy(order: np.ndarray, iou_DG: np.ndarray, allowed_DG: np.ndarray, taken_G: np.ndarray):
+def _greedy(
+    order: np.ndarray, iou_DG: np.ndarray, allowed_DG: np.ndarray, taken_G: np.ndarray
+) -> np.ndarray:
     """Visits detections ``order``; each takes the free allowed ground truth of highest IoU >= 0.5.
 
     Only rows with some allowed IoU >= 0.5 enter the Python loop (few per image), so the cost
