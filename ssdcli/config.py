@@ -253,6 +253,7 @@ class TrainConfig(_Section):
     # prior alike, so large objects count most), 1 = every object counts alike.
     object_balance: float = Field(0.0, ge=0, le=1)
     runs_dir: str = "runs"  # parent folder of run folders
+    tensorboard: bool = False  # also log scalars and val images to <run>/tensorboard (extra)
 
     @field_validator("amp", mode="before")
     @classmethod

@@ -79,13 +79,30 @@ def eval_command(
             help="PR-curve PNG. Default: <checkpoint>_pr_<split>.png next to the checkpoint.",
         ),
     ] = None,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="Write report.html beside the checkpoint: metrics, confusion matrix, worst "
+            "images, false-positive kinds, label statistics, training curves.",
+        ),
+    ] = False,
+    report_threshold: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Score threshold of the report's error analysis. Default: the max-F1 one.",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a checkpoint: per-class AP table with the mean, PR curves, optional JSON files."""
     from ssdcli.evaluate.run import EvalRequest, run_evaluation
 
     request = EvalRequest(
-        checkpoint, data, split, metric, json_path, save_detections, batch, device, plot
-    )
+        checkpoint, data, split, metric, json_path, save_detections, batch, device, plot,
+        report, report_threshold,
+    )  # fmt: skip
     outcome = run_evaluation(request, log=console.print)
     result, split = outcome.result, outcome.split
     console.print(results_table(result, f"{outcome.checkpoint} on split '{split}'"))

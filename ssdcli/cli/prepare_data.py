@@ -93,6 +93,10 @@ def prepare_data(
         str | None,
         typer.Option(help="Split shown by --preview. Default: trainval, train or the first split."),
     ] = None,
+    plots: Annotated[
+        bool,
+        typer.Option("--plots", help="Write DIR/labels.png: label statistics (300x300 input)."),
+    ] = False,
     max_problems: Annotated[
         int, typer.Option(help="Problems listed per kind (all are in manifest.json).")
     ] = 20,
@@ -129,6 +133,11 @@ def prepare_data(
     _say(f"wrote {escape(str(written))}")
     if preview is not None:
         _write_preview(manifest, preview, preview_split, seed)
+    if plots:
+        from ssdcli.viz.labels import write_label_plots
+
+        labels_png = write_label_plots(manifest.records, manifest.class_names, out / "labels.png")
+        _say(f"wrote {escape(str(labels_png))} (label statistics)")
 
 
 def _write_preview(manifest: Manifest, path: Path, split: str | None, seed: int) -> None:

@@ -354,3 +354,22 @@ def _write_json(path: str | Path, data: Any, indent: int | None = 2) -> Path:
     tmp.write_text(text + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+PER_CLASS_HEADERS = {
+    "voc07": "VOC07 AP50",
+    "voc": "VOC AP50",
+    "coco": "COCO AP",
+    "coco50": "COCO AP50",
+}
+"""Column header per family key of :attr:`EvalResult.per_class`."""
+
+
+def panel_aps(result: EvalResult) -> tuple[list[float], str]:
+    """AP shown in the PR panels' titles: the VOC family evaluated, else VOC area AP."""
+    from ssdcli.metrics.voc import class_aps
+
+    for key in ("voc07", "voc"):
+        if key in result.per_class:
+            return list(result.per_class[key]), PER_CLASS_HEADERS[key]
+    return list(class_aps(result.curves, use_07_metric=False)), PER_CLASS_HEADERS["voc"]

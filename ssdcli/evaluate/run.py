@@ -20,15 +20,6 @@ if TYPE_CHECKING:
     from ssdcli.data.records import Manifest
     from ssdcli.evaluate.evaluator import EvalResult
 
-PER_CLASS_HEADERS = {
-    "voc07": "VOC07 AP50",
-    "voc": "VOC AP50",
-    "coco": "COCO AP",
-    "coco50": "COCO AP50",
-}
-"""Column header per family key of :attr:`EvalResult.per_class`."""
-
-
 @dataclass(frozen=True)
 class EvalRequest:
     """What ``ssd eval`` was asked (None = the checkpoint recipe's setting)."""
@@ -42,6 +33,8 @@ class EvalRequest:
     batch: int | None = None
     device: str = "auto"
     plot: Path | None = None
+    report: bool = False
+    report_threshold: float | None = None
 
 
 @dataclass
@@ -68,6 +61,7 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
     from ssdcli.device import parse_device
     from ssdcli.evaluate.evaluator import (
         evaluate_detector,
+        panel_aps,
         write_coco_results,
         write_metrics_json,
     )
@@ -100,6 +94,12 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
     outcome.written.append(
         plot_pr_curves(result.curves, result.class_names, plot_path, aps, ap_name, title)
     )
+    if request.report:
+        from ssdcli.evaluate.report import eval_report
+
+        outcome.written.append(
+            eval_report(checkpoint, recipe, manifest, result, request.report_threshold, log)
+        )
     if request.json_path is not None:
         outcome.written.append(
             write_metrics_json(result, request.json_path, checkpoint=str(checkpoint))
@@ -107,16 +107,6 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
     if request.save_detections is not None:
         outcome.written.append(write_coco_results(result, request.save_detections))
     return outcome
-
-
-def panel_aps(result: EvalResult) -> tuple[list[float], str]:
-    """AP shown in the PR panels' titles: the VOC family evaluated, else VOC area AP."""
-    from ssdcli.metrics.voc import class_aps
-
-    for key in ("voc07", "voc"):
-        if key in result.per_class:
-            return list(result.per_class[key]), PER_CLASS_HEADERS[key]
-    return list(class_aps(result.curves, use_07_metric=False)), PER_CLASS_HEADERS["voc"]
 
 
 def _open_manifest(data: Path | None, recipe: Recipe) -> Manifest:

@@ -18,6 +18,7 @@ from rich.console import Console
 from ssdcli.config import Recipe, dump_recipe
 from ssdcli.train import setup as trainsetup
 from ssdcli.train import state as trainstate
+from ssdcli.train import visuals
 from ssdcli.train.context import LoopState, TrainParts
 from ssdcli.train.distributed import barrier, broadcast_flag
 from ssdcli.train.runlog import plot_run_curves, run_summary
@@ -143,6 +144,7 @@ def evaluate_now(parts: TrainParts, state: LoopState) -> None:
         value = metrics.get(parts.recipe.train.best_metric)
         shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         parts.progress.message(f"eval @ {state.iteration}: {shown}")
+        visuals.after_evaluation(parts, state, result)  # val_pred_<it>.png; report.html at the end
         if value is not None and (state.best_metric is None or value > state.best_metric):
             state.best_metric, state.best_iteration = value, state.iteration
             trainstate.save_best(parts, state, eval_model)
@@ -187,6 +189,7 @@ def fit(
     try:
         if parts.info.is_main and not resume:
             (parts.run_dir / "recipe.yaml").write_text(dump_recipe(parts.recipe))
+            visuals.write_run_labels(parts)
         with parts.progress, parts.stop:
             while state.iteration < parts.total_iterations:
                 parts.sampler.set_epoch(state.epoch, skip_batches=state.batch_in_epoch)
@@ -215,6 +218,7 @@ def _finish(parts: TrainParts, state: LoopState) -> TrainResult:
     if parts.info.is_main:
         metric_names = [k for k in parts.metrics.columns if k.startswith(("voc", "coco"))]
         plots = plot_run_curves(parts.metrics.path, parts.run_dir, metric_names)
+        plots += visuals.run_files(parts.run_dir)
         parts.console.print(
             run_summary(
                 parts.run_dir,

@@ -34,8 +34,9 @@ from ssdcli.train.distributed import (
 )
 from ssdcli.train.ema import ModelEma
 from ssdcli.train.optim import build_optimizer, build_scheduler
-from ssdcli.train.runlog import MetricsLog, TrainProgress
+from ssdcli.train.runlog import TrainProgress
 from ssdcli.train.stop import StopSignal
+from ssdcli.train.tensorboard import make_metrics_log, require_tensorboard
 
 if TYPE_CHECKING:
     from ssdcli.data.records import Manifest
@@ -94,6 +95,7 @@ def build_parts(
     cfg = recipe.train
     if manifest is None:
         manifest = build_manifest(recipe.data)  # DataError for missing paths, before heavy work
+    require_tensorboard(cfg.tensorboard)  # a missing extra fails before any work is done
     info = init_distributed(parse_device(device_name).split(":")[0])
     run_dir = same_on_all_ranks(run_dir, info)
     _single_thread_opencv()
@@ -134,7 +136,11 @@ def build_parts(
     # The log writers need the resumed iteration, so they join the parts last.
     parts = replace(
         parts,
-        metrics=MetricsLog(run_dir / "metrics.csv", start) if info.is_main else None,
+        metrics=(
+            make_metrics_log(run_dir / "metrics.csv", start, cfg.tensorboard)
+            if info.is_main
+            else None
+        ),
         progress=TrainProgress(console, total, state.iteration, cfg.log_every, info.is_main),
     )
     if not parts.val_available and info.is_main:
@@ -270,5 +276,7 @@ def close_parts(parts: TrainParts) -> None:
     iterator = getattr(parts.loader, "_iterator", None)
     if iterator is not None and hasattr(iterator, "_shutdown_workers"):
         iterator._shutdown_workers()
+    if hasattr(parts.metrics, "close"):  # the TensorBoard writer
+        parts.metrics.close()
     if parts.info.distributed:
         shutdown_distributed()
