@@ -7,15 +7,22 @@ the same ``fit``, each rank a share of every global batch, rank 0 logging, evalu
 writing checkpoints. Each process runs ``cores / processes`` torch threads (measured: the tiny
 network's small tensors keep two intra-op threads only ~1.15 cores busy).
 
-Measured on the shared 2-core host, load average 9-12 from other jobs (so only the ratios
-within a few minutes mean anything), ``shapes_tiny`` for 100 iterations, images/s per 20-step
-window: one process (2 threads, 1 loader worker) 14-32; two processes with synchronised batch
-norm (1 thread each) 10-15, about 0.6x: each of the tiny network's batch norms costs five gloo
-all-reduces per step, and every one waits for the slower process; two processes with batch-norm
-statistics per process (``train.sync_batchnorm: false``) 17-31, about 1.3x of one process in the
-same minutes. So ``train.processes`` stays 1 by default: the synchronised form is the one whose
-result equals one process's, and the unsynchronised one changes the maths (batch norm over 4
-images instead of 8) with an accuracy not yet measured on the full recipe.
+Measured on the shared 2-core host while other jobs kept its load average at 6-12 (so only
+ratios within a few minutes mean anything), ``shapes_tiny`` for 100 iterations without
+evaluation, images/s per 20-step window:
+
+* ``torchrun --nproc-per-node 2`` with synchronised batch norm, 1 thread each: 10-15 against
+  14-32 for one process (2 threads, 1 loader worker), about 0.6x: each of the tiny network's
+  batch norms costs five gloo all-reduces per step, and every one waits for the slower process.
+* two processes, batch-norm statistics per process: 17-31 under torchrun (1.3x of one process in
+  the same minutes); then ``train.processes=auto`` (``sync_batchnorm: false``) 21.4 and 22.7
+  images/s over the whole run against 24.0 and 28.1 for one process, runs alternated, 0.70-0.87
+  cores busy in all four: with the host's other jobs taking over half of the two cores there was
+  nothing for a second process to gain.
+
+So ``train.processes`` stays 1 by default: no measurement here showed a win, the synchronised
+form (whose result equals one process's) was slower, and the unsynchronised one changes the maths
+(batch norm over 4 images instead of 8) with an accuracy not yet measured on the full recipe.
 """
 
 from __future__ import annotations
