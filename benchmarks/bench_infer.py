@@ -13,9 +13,11 @@ largest output difference, relative to the largest output, is printed). Both hav
 * ``ours eager``: ``model(x)`` under ``torch.no_grad``;
 * ``ours inference_mode``: the same under ``torch.inference_mode``;
 * ``ours channels_last``: plus channels-last memory;
-* ``ours optimized``: ``ssdcli.model.inference.optimize_for_inference`` (channels-last, batch
-  norms folded, each convolution + activation one oneDNN primitive with pre-packed weights):
-  what ``Predictor`` runs.
+* ``ours fused``: ``ssdcli.model.inference.optimize_for_inference`` (channels-last, batch
+  norms folded, each convolution + activation one oneDNN primitive with pre-packed weights).
+
+``Predictor`` runs ``ours channels_last`` or ``ours fused`` depending on the batch size
+(``ssdcli.infer.paths.choose_path``); the row it runs is marked "(predictor)".
 
 Variants run interleaved, round after round, so that load from other processes spreads over all
 of them; per variant the median and the best (minimum) time of the timed rounds are reported.
@@ -41,6 +43,7 @@ import torch
 from torchvision.models.detection import ssd300_vgg16, ssdlite320_mobilenet_v3_large
 
 from ssdcli.config import Recipe, override_recipe
+from ssdcli.infer.paths import choose_path
 from ssdcli.model import build_detector
 from ssdcli.model.importers import import_torchvision
 from ssdcli.model.inference import optimize_for_inference
@@ -110,7 +113,7 @@ def variants(tv: torch.nn.Module, ours: torch.nn.Module, size_hw: tuple[int, int
         "ours eager": (ours, torch.no_grad),
         "ours inference_mode": (ours, torch.inference_mode),
         "ours channels_last": (ours_cl_forward, torch.inference_mode),
-        "ours optimized": (optimized, torch.inference_mode),
+        "ours fused": (optimized, torch.inference_mode),
     }
 
 
@@ -204,10 +207,12 @@ def main() -> None:
             times = result["times"]
             base_med = statistics.median(times["torchvision"])
             base_min = min(times["torchvision"])
+            chosen = f"ours {choose_path(batch)}"
             for name in runs:
                 med, best = statistics.median(times[name]), min(times[name])
+                label = f"{name} (predictor)" if name == chosen else name
                 print(
-                    f"| {batch} | {name} | {batch / med:.2f} | {batch / best:.2f} | "
+                    f"| {batch} | {label} | {batch / med:.2f} | {batch / best:.2f} | "
                     f"{base_med / med:.2f}x / {base_min / best:.2f}x | "
                     f"{flops * batch / med / 1e9:.0f} / {flops * batch / best / 1e9:.0f} |"
                 )
@@ -215,6 +220,13 @@ def main() -> None:
             print(
                 f"| {batch} | matmul {args.matmul}^3 (ceiling) | | | | "
                 f"{matmul_flops / mm_med / 1e9:.0f} / {matmul_flops / mm_best / 1e9:.0f} |"
+            )
+            chosen_med, chosen_best = statistics.median(times[chosen]), min(times[chosen])
+            print(
+                f"(batch {batch}: the predictor's path, {chosen}, at "
+                f"{mm_med / (chosen_med / batch) * flops / matmul_flops:.0%} / "
+                f"{mm_best / (chosen_best / batch) * flops / matmul_flops:.0%} of the matmul "
+                "ceiling, median / best)"
             )
             diff, load = result["max_diff"], os.getloadavg()[0]
             print(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -242,6 +242,13 @@ class TrainConfig(_Section):
     ema_decay: float = Field(0.9998, gt=0, lt=1)  # EMA decay per step
     amp: Literal["off", "bf16", "fp16"] = "off"  # mixed precision
     compile: bool = False  # torch.compile the model
+    # CPU data parallelism without torchrun: this many training processes on this machine (gloo,
+    # each with cores / processes torch threads); "auto" = one per core. Ignored on accelerators
+    # and under torchrun. See ssdcli/train/spawn.py for the measurements.
+    processes: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
+    # Batch-norm statistics over the global batch when several processes train (the result then
+    # equals one process's). Off, each process normalises its own share of the batch.
+    sync_batchnorm: bool = True
     seed: int = 0  # seed of weights init, data order and augmentations
     eval_every: int = Field(5000, ge=1)  # iterations between evaluations
     checkpoint_every: int = Field(5000, ge=1)  # iterations between checkpoints

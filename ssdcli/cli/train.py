@@ -84,11 +84,16 @@ def train_command(
     # (loader workers, other jobs). An explicit OMP_WAIT_POLICY in the environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ssdcli.train.loop import fit
+    from ssdcli.train.spawn import process_count, spawn_fit
 
+    processes = process_count(cfg.train.processes, parse_device(device).split(":")[0])
     try:
-        result = fit(
-            cfg, run_dir, device, resume=resume is not None, console=console, manifest=manifest
-        )
+        if processes > 1:  # CPU data parallelism: the processes are started here
+            result = spawn_fit(cfg, run_dir, processes, resume is not None, manifest)
+        else:
+            result = fit(
+                cfg, run_dir, device, resume=resume is not None, console=console, manifest=manifest
+            )
     except KeyboardInterrupt:
         console.print("[red]interrupted at once; the last saved checkpoint is kept[/]")
         raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -36,10 +36,11 @@ class Predictor(BasePredictor):
             recipe's ``postprocess`` section.
         batch_size: images per forward pass.
         classes: keep only these labels (0..C-1).
-        optimize: run a copy made by ``ssdcli.model.inference.optimize_for_inference``
-            (channels-last; on the CPU also folded batch norms and fused conv + activation,
-            measured faster by ``benchmarks/bench_infer.py``); same outputs within float32
-            rounding.
+        optimize: run a copy made by ``ssdcli.model.inference.optimize_for_inference``:
+            channels-last, and on the CPU from ``FUSED_MIN_BATCH`` images per batch also folded
+            batch norms and fused conv + activation (:func:`ssdcli.infer.paths.choose_path`,
+            chosen per batch size by ``benchmarks/bench_infer.py``); each copy is made on first
+            use. Same outputs within float32 rounding.
     """
 
     def __init__(
@@ -79,10 +80,8 @@ class Predictor(BasePredictor):
         self.device = torch.device(device)
         self.detector = detector
         self.model = detector.model.to(self.device).eval()
-        if optimize:
-            from ssdcli.model.inference import optimize_for_inference
-
-            self.model = optimize_for_inference(self.model, self.device)
+        self.optimize = optimize
+        self._copies: dict[str, torch.nn.Module] = {}
         self.postprocessor = PostProcessor(
             detector.priors_P4.to(self.device),
             BoxCoder(info.variances),
@@ -91,13 +90,34 @@ class Predictor(BasePredictor):
             info.size_hw,
         )
 
+    def path_for(self, batch: int) -> str:
+        """The network copy a batch of ``batch`` images runs on: ``"eager"`` (``optimize`` off),
+        ``"channels_last"`` or ``"fused"`` (see :mod:`ssdcli.infer.paths`)."""
+        from ssdcli.infer.paths import choose_path
+
+        return choose_path(batch, self.device.type) if self.optimize else "eager"
+
+    def network_for(self, batch: int) -> torch.nn.Module:
+        """The network that runs a batch of ``batch`` images (made on first use, then kept)."""
+        path = self.path_for(batch)
+        if path == "eager":
+            return self.model
+        if path not in self._copies:
+            from ssdcli.model.inference import optimize_for_inference
+
+            self._copies[path] = optimize_for_inference(
+                self.model, self.device, fuse=path == "fused"
+            )
+        return self._copies[path]
+
     def raw_outputs(self, batch_BCHW: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """``(cls_logits_BPK, box_deltas_BP4)`` float32 for a preprocessed batch."""
         import torch
 
+        network = self.network_for(batch_BCHW.shape[0])
         with torch.inference_mode():
             images = torch.from_numpy(batch_BCHW).to(self.device)
-            cls_logits_BPK, box_deltas_BP4 = self.model(images)
+            cls_logits_BPK, box_deltas_BP4 = network(images)
         return cls_logits_BPK.float(), box_deltas_BP4.float()
 
     def _forward(self, batch_BCHW: np.ndarray, sizes_hw: list[tuple[int, int]]) -> list[Detections]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 
 from ssdcli.config import Recipe, dump_recipe
@@ -20,7 +21,8 @@ from ssdcli.train import setup as trainsetup
 from ssdcli.train import state as trainstate
 from ssdcli.train import visuals
 from ssdcli.train.context import LoopState, TrainParts
-from ssdcli.train.distributed import barrier, broadcast_flag
+from ssdcli.train.cores import CpuClock, cpu_seconds
+from ssdcli.train.distributed import all_reduce_sum, barrier, broadcast_flag
 from ssdcli.train.runlog import plot_run_curves, run_summary
 from ssdcli.train.step import train_step
 
@@ -37,6 +39,7 @@ class TrainResult:
     last_metrics: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
     seconds: float = 0.0
+    cores_busy: float | None = None  # CPU seconds of all the run's processes / wall seconds
 
 
 @dataclass
@@ -48,6 +51,7 @@ class _Window:
     steps: int = 0
     images: int = 0
     t0: float = field(default_factory=time.perf_counter)
+    cpu0: float = field(default_factory=cpu_seconds)  # this process and its loader workers
 
 
 def train_one_epoch(parts: TrainParts, state: LoopState, loader: Any, epoch: int) -> bool:
@@ -112,6 +116,7 @@ def _log_window(parts: TrainParts, state: LoopState, epoch: int, window: _Window
             "cls_loss": cls,
             "lr": parts.optimizer.param_groups[0]["lr"],
             "images_per_s": window.images / seconds,
+            "cores": (cpu_seconds() - window.cpu0) / seconds,
             "time_s": state.elapsed(),
         }
     )
@@ -185,6 +190,7 @@ def fit(
         NonFiniteLossError: the loss diverged.
     """
     console = console or Console()
+    clock = CpuClock()
     parts, state = trainsetup.build_parts(recipe, Path(run_dir), device, resume, console, manifest)
     try:
         if parts.info.is_main and not resume:
@@ -199,12 +205,15 @@ def fit(
                     save_training_checkpoint(parts, state)
                     state.interrupted = True
                     break
-        return _finish(parts, state)
+        return _finish(parts, state, clock)
     finally:
         trainsetup.close_parts(parts)
 
 
-def _finish(parts: TrainParts, state: LoopState) -> TrainResult:
+def _finish(parts: TrainParts, state: LoopState, clock: CpuClock) -> TrainResult:
+    # Cores kept busy over this session (set-up, training, evaluations), all ranks together: each
+    # rank counts itself and its loader workers, and the CPU seconds are summed over ranks.
+    cpu = all_reduce_sum(torch.tensor([clock.cpu()], device=parts.device), parts.info)
     result = TrainResult(
         run_dir=parts.run_dir,
         iteration=state.iteration,
@@ -214,6 +223,7 @@ def _finish(parts: TrainParts, state: LoopState) -> TrainResult:
         last_metrics=dict(state.last_metrics),
         interrupted=state.interrupted,
         seconds=state.elapsed(),
+        cores_busy=float(cpu[0]) / max(clock.wall(), 1e-9),
     )
     if parts.info.is_main:
         metric_names = [k for k in parts.metrics.columns if k.startswith(("voc", "coco"))]

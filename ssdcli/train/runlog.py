@@ -26,6 +26,7 @@ TRAIN_COLUMNS = [
     "cls_loss",
     "lr",
     "images_per_s",
+    "cores",  # CPU seconds / wall seconds of the log window (rank 0 and its loader workers)
     "time_s",
 ]
 
@@ -192,6 +193,11 @@ def run_summary(
         rows["status"] = f"interrupted; resume with: ssd train --resume {run_dir}"
     rows["time"] = format_duration(result.seconds)
     rows["images/s"] = f"{global_batch * result.iteration / max(result.seconds, 1e-9):.1f}"
+    cores = getattr(result, "cores_busy", None)
+    if cores is not None:
+        rows["CPU cores busy"] = (
+            f"{cores:.2f} of {os.cpu_count()} (CPU time / wall time, all processes)"
+        )
     _, losses = log.series("loss")
     if losses:
         rows["final loss"] = f"{losses[-1]:.4f}"

@@ -165,7 +165,7 @@ def _build_model(
         log = console.print if info.is_main else (lambda line: None)
         initialize_from(detector, recipe, list(manifest.class_names), log)
     model = detector.model
-    if info.distributed:
+    if info.distributed and recipe.train.sync_batchnorm:
         model, _ = convert_sync_batchnorm(model, device.type)
     # NHWC convolutions on every device (train_step feeds NHWC images): measured ~25% faster
     # for the tiny backbone's training step on the CPU as well.

@@ -38,6 +38,8 @@ def test_fit_writes_the_run_folder(tmp_path: Path) -> None:
         rows = list(csv.DictReader(handle))
     assert [r["iteration"] for r in rows if r["loss"]] == ["2", "4", "6", "8", "10"]
     assert [r["iteration"] for r in rows if r["voc07_map50"]] == ["5", "10"]
+    assert all(float(r["images_per_s"]) > 0 and float(r["cores"]) > 0 for r in rows if r["loss"])
+    assert result.cores_busy is not None and result.cores_busy > 0
     last = load_checkpoint(run_dir / "last.pt")
     assert last["iteration"] == 10
     assert last["data_order"]["epoch"] == 1  # 7 batches per epoch: 3 done in epoch 1

@@ -1,0 +1,42 @@
+"""Which copy of the network the eager predictor runs, by batch size and thread count.
+
+Two copies compute the same function (within float32 rounding), from
+:func:`ssdcli.model.inference.optimize_for_inference`:
+
+* ``"channels_last"``: the network with channels-last memory (oneDNN convolutions skip a layout
+  reorder of every activation);
+* ``"fused"``: the same plus folded batch norms, each convolution + activation one oneDNN
+  primitive with weights packed once.
+
+``benchmarks/bench_infer.py`` (SSD300, CPU) decides where each pays, and prints the path the
+predictor takes. Measured: at batch 1 the fused copy ran at 0.62x (2 threads) / 0.63x (1 thread)
+of torchvision where the channels-last copy ran at 1.20x (the packed-weight convolutions are
+tuned for batched inputs; a single image leaves their blocked layout idle); at batch 8 the fused
+copy was the faster one (1.32x median / 1.41x best of torchvision against 1.32x / 1.22x
+channels-last, 2 threads). On a shared 2-core host the two were within noise of each other at
+batch 1 (1.03x / 1.09x fused, 1.07x / 1.08x channels-last), so channels-last loses nothing
+there. Hence: channels-last below ``FUSED_MIN_BATCH`` images, fused from there on; off the CPU
+(no fusion there) always channels-last.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = ["FUSED_MIN_BATCH", "InferencePath", "choose_path"]
+
+InferencePath = Literal["channels_last", "fused"]
+
+FUSED_MIN_BATCH = 2
+"""Smallest batch at which the fused copy runs (see the module docstring's measurements)."""
+
+
+def choose_path(batch: int, device_type: str = "cpu") -> InferencePath:
+    """The copy to run a batch of ``batch`` images on ``device_type`` (``"cpu"``, ``"cuda"``..).
+
+    The choice does not depend on the thread count: at 1 and 2 threads the same copy won at
+    each batch size in ``benchmarks/bench_infer.py``.
+    """
+    if device_type != "cpu" or batch < FUSED_MIN_BATCH:
+        return "channels_last"
+    return "fused"
