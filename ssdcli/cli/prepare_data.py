@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ssdcli import paths
 from ssdcli.cli.common import console
 from ssdcli.errors import DataError, UsageError
 
@@ -41,7 +42,11 @@ def detect_format(source: Path) -> str:
         if (source / "annotations").is_dir() or any(source.glob("*.json")):
             return "coco"
     if not source.exists():
-        raise DataError(f"data set {source} does not exist; fix: check the path")
+        raise DataError(
+            paths.path_message(
+                "data set", source, "does not exist", "a data set folder or file (check the path)"
+            )
+        )
     raise UsageError(f"cannot tell the format of {source}; fix: add --format voc, coco or yolo")
 
 
