@@ -28,9 +28,13 @@ RECIPE = {
 }
 
 
-def _trained_checkpoint(path: Path, iterations: int, seed: int) -> Path:
-    """A tiny detector trained ``iterations`` steps (AdamW, lr 1e-3) on one batch of 4 random
-    images with 3 random boxes each, saved as an ssdcli checkpoint."""
+def _train_and_snapshot(folder: Path, milestones: list[int], seed: int) -> dict[int, Path]:
+    """A tiny detector trained (AdamW, lr 1e-3) on one batch of 4 random images with 3 random
+    boxes each, saved as an ssdcli checkpoint after each of ``milestones`` iterations.
+
+    Returns:
+        ``{iterations: checkpoint path}``.
+    """
     from ssdcli.boxes import BoxCoder
     from ssdcli.loss import MultiBoxLoss
     from ssdcli.matcher import encode_matched, match
@@ -50,26 +54,42 @@ def _trained_checkpoint(path: Path, iterations: int, seed: int) -> Path:
     )
     criterion = MultiBoxLoss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    for _ in range(iterations):
+    saved = {}
+    for iteration in range(1, max(milestones) + 1):
         cls_logits_BPK, box_deltas_BP4 = model(images_BCHW)
         loss = criterion(cls_logits_BPK, box_deltas_BP4, labels_BP, deltas_BP4).total
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    save_checkpoint(path, make_payload(model.state_dict(), recipe_to_dict(recipe), CLASSES))
-    return path
+        if iteration in milestones:
+            path = folder / f"seed{seed}-it{iteration}.pt"
+            payload = make_payload(model.state_dict(), recipe_to_dict(recipe), CLASSES)
+            save_checkpoint(path, payload)
+            saved[iteration] = path
+    return saved
+
+
+MILESTONES = [5, 10, 20, 50, 100]
+
+
+@pytest.fixture(scope="module")
+def snapshots(tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict[int, Path]]:
+    """Checkpoints after 5 ... 100 iterations of two seeds: ``{seed: {iterations: path}}``."""
+    folder = tmp_path_factory.mktemp("snapshots")
+    return {seed: _train_and_snapshot(folder, MILESTONES, seed) for seed in (0, 1)}
 
 
 @pytest.fixture(scope="module")
 def early_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _trained_checkpoint(tmp_path_factory.mktemp("verify") / "early.pt", 10, 0)
+    """Trained for 10 iterations: thousands of near-tied scores."""
+    return _train_and_snapshot(tmp_path_factory.mktemp("early"), [10], 0)[10]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("iterations", [5, 10, 20, 50, 100])
+@pytest.mark.parametrize("iterations", MILESTONES)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_early_checkpoints_verify_and_are_written(tmp_path, iterations, seed) -> None:
-    checkpoint = _trained_checkpoint(tmp_path / "last.pt", iterations, seed)
+def test_early_checkpoints_verify_and_are_written(snapshots, tmp_path, iterations, seed) -> None:
+    checkpoint = snapshots[seed][iterations]
     fmt = "onnx" if seed == 0 else "torchscript"  # both formats over the ten exports
     out = tmp_path / f"m.{fmt}"
     result = export_module.export_model(checkpoint, out, fmt=fmt)
