@@ -316,6 +316,8 @@ def verify_export(
     if got_priors is not None:
         outputs["priors"] = (loaded.detector.priors_P4.cpu().float().numpy(), got_priors)
     _check_heads(report, outputs, tolerance)
+    if ref_cls.shape != got_cls.shape:
+        return report  # another network altogether: nothing to compare detection by detection
 
     # Near-ties: each score may be off by the measured softmax difference (at least the floor
     # of float32 rounding), never more than the score tolerance itself.
