@@ -254,4 +254,3 @@ def test_a_clear_nms_decision_is_not_a_tie() -> None:
 def test_a_score_at_the_threshold_is_a_tie() -> None:
     cands, cutoffs = _two_priors(0.6, 0.01 + 2e-7, overlap=False)
     assert cands.near_cut_N.tolist() == [False, True]
-
