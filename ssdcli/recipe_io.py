@@ -84,10 +84,14 @@ def find_recipe(name_or_path: str | Path) -> Path:
     Raises:
         RecipeError: neither a file nor a shipped name; lists the shipped names.
     """
+    from ssdcli.paths import RECIPE_FILE, path_message, what_is
+
     path = Path(name_or_path)
     if path.is_file():
         return path
     text = str(name_or_path)
+    if path.exists():  # a directory or a device: say so rather than "not found"
+        raise RecipeError(path_message("recipe", text, what_is(path), RECIPE_FILE))
     stem = text[: -len(path.suffix)] if path.suffix in (".yaml", ".yml") else text
     if "/" not in stem and "\\" not in stem:
         for folder in _shipped_dirs():
@@ -99,8 +103,8 @@ def find_recipe(name_or_path: str | Path) -> Path:
     close = difflib.get_close_matches(stem, names, n=1)
     hint = f"did you mean {close[0]}? " if close else ""
     raise RecipeError(
-        f"recipe not found: {text} is neither a file (looked at {path.resolve()}) nor a shipped "
-        f"recipe; {hint}give a path to a .yaml file or one of: {', '.join(names) or '(none)'}"
+        f"recipe {text}: does not exist (looked at {path.resolve()}) and is not a shipped recipe; "
+        f"{hint}expected a path to a .yaml file or one of: {', '.join(names) or '(none)'}"
     )
 
 

@@ -184,7 +184,9 @@ def read_weights_file(path: str | Path) -> Any:
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; check the path")
+        from ssdcli.paths import CHECKPOINT_FILE, path_message, what_is
+
+        raise CheckpointError(path_message("checkpoint", path, what_is(path), CHECKPOINT_FILE))
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:

@@ -18,7 +18,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from ssdcli import __version__
-from ssdcli.cli import detect, evaluate, export, inspect_priors, prepare_data, train
+from ssdcli.cli import detect, evaluate, export, inspect_priors, pipes, prepare_data, train
 from ssdcli.errors import SsdError
 
 err_console = Console(stderr=True, soft_wrap=True)
@@ -81,5 +81,15 @@ app.command("export")(export.export_command)
 
 
 def main() -> None:
-    """Console-script entry point (``ssd``)."""
-    sys.exit(app())
+    """Console-script entry point (``ssd``).
+
+    Output piped into a reader that quits early (``ssd detect DIR | head -1``) stops printing
+    and the command still finishes its files (:mod:`ssdcli.cli.pipes`); a ``BrokenPipeError``
+    that escapes anyway ends the command quietly with status 0, as if the output had been read.
+    """
+    pipes.guard_std_streams()
+    try:
+        sys.exit(app())
+    except BrokenPipeError:
+        pipes.silence_std_streams()
+        sys.exit(0)

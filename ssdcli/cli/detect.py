@@ -16,9 +16,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ssdcli import paths
 from ssdcli.cli.common import console, err_console
 from ssdcli.device import DEVICE_CHOICES, parse_device
-from ssdcli.errors import UsageError
+from ssdcli.errors import CheckpointError, UsageError
 
 if TYPE_CHECKING:
     from ssdcli.detect.run import DetectSummary, FrameResult
@@ -75,6 +76,12 @@ def detect_command(
     from ssdcli.infer.open import find_default_model, open_predictor
     from ssdcli.postprocess import PostprocessOverrides
 
+    if model is not None:
+        paths.existing_file(model, "--model", paths.MODEL_FILE, CheckpointError)
+    if out is not None:
+        paths.output_dir(out, "--out", "an output folder")
+    if save_json is not None:
+        paths.output_file(save_json, "--save-json", "a JSON file to write")
     model_path = model if model is not None else find_default_model("runs")
     torch_device = parse_device(device)
     asked = PostprocessOverrides(threshold, nms_iou, max_det)

@@ -7,7 +7,6 @@ detections (COCO results) as JSON. torch is imported inside the command only.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,6 +14,7 @@ import typer
 from rich.table import Table
 
 from ssdcli.cli.common import console, err_console
+from ssdcli.metrics.undefined import metric_text
 
 if TYPE_CHECKING:
     from ssdcli.evaluate.evaluator import EvalResult
@@ -121,7 +121,7 @@ def eval_command(
 
 
 def _cell(value: float) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value:.4f}"
+    return metric_text(value)
 
 
 def results_table(result: EvalResult, title: str) -> Table:

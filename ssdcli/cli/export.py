@@ -13,7 +13,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ssdcli import paths
 from ssdcli.cli.common import console, err_console
+from ssdcli.errors import CheckpointError
 
 
 def export_command(
@@ -57,6 +59,12 @@ def export_command(
 ) -> None:
     """Export a checkpoint to ONNX or TorchScript and verify the file against the checkpoint."""
     from ssdcli.export.exporter import export_model
+
+    paths.existing_file(checkpoint, "checkpoint", paths.CHECKPOINT_FILE, CheckpointError)
+    if out is not None:
+        paths.output_file(out, "--out", "a file to write the exported model to")
+    if calibration is not None:
+        paths.existing_file(calibration, "--calibration", "a manifest.json from ssd prepare-data")
 
     def log(message: str) -> None:
         err_console.print(escape(message), highlight=False, soft_wrap=True)

@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 
+from ssdcli import paths
 from ssdcli.cli.common import SetOption, console, parse_int_list, recipe_argument, resolve_recipe
-from ssdcli.errors import UsageError
+from ssdcli.errors import DataError, UsageError
 
 DEFAULT_RECIPE = "voc300"
 
@@ -77,6 +78,10 @@ def inspect_priors(
 ) -> None:
     """Show a recipe's priors: a table per feature level and a PNG drawing of some cells."""
     from ssdcli.inspect.priors import PriorsRequest, run_inspect
+
+    paths.output_file(out, "--out", "a PNG file to write")
+    if image is not None:
+        paths.existing_file(image, "--image", "an image file", DataError)
 
     cfg = resolve_recipe(recipe, sets, default=DEFAULT_RECIPE)
     request = PriorsRequest(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ssdcli import paths
 from ssdcli.cli.common import SetOption, console, recipe_argument, resolve_recipe
 from ssdcli.config import Recipe, load_recipe
 from ssdcli.device import DEVICE_CHOICES, parse_device
@@ -158,9 +159,12 @@ def _resume_recipe(run_dir: Path, recipe: str | None, sets: list[str]) -> tuple[
             f"--resume {run_dir} uses the run's own recipe.yaml; drop the RECIPE argument "
             "(change values with --set)"
         )
+    paths.existing_dir(run_dir, "--resume", paths.RUN_FOLDER)
     saved = run_dir / "recipe.yaml"
     if not saved.is_file():
-        raise UsageError(f"--resume {run_dir}: no recipe.yaml there; is it a run folder?")
+        raise UsageError(
+            paths.path_message("--resume", run_dir, "has no recipe.yaml", paths.RUN_FOLDER)
+        )
     return load_recipe(saved, sets), run_dir
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +35,7 @@ from ssdcli.metrics.coco import (
     coco_image_ids,
     to_coco_results,
 )
+from ssdcli.metrics.undefined import metric_json
 from ssdcli.metrics.voc import (
     GroundTruthLike,
     ImageDetections,
@@ -121,7 +121,7 @@ class EvalResult:
 
 
 def _json_float(value: float) -> float | None:
-    return None if value is None or math.isnan(value) else float(value)
+    return metric_json(value)  # undefined (NaN) -> null
 
 
 def _check_metric(metric: str) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ssdcli.errors import EvalError, UsageError
+from ssdcli.errors import DataError, EvalError, UsageError
 from ssdcli.metrics import METRICS
 
 if TYPE_CHECKING:
@@ -47,6 +47,23 @@ class EvalOutcome:
     written: list[Path] = field(default_factory=list)
 
 
+def _check_paths(request: EvalRequest) -> None:
+    """The input manifest exists; the output files can be written (before any work). The
+    checkpoint is checked by ``load_detector`` with the same kind of message."""
+    from ssdcli import paths
+
+    if request.data is not None:
+        paths.existing_file(
+            request.data, "--data", "a manifest.json from ssd prepare-data", DataError
+        )
+    outputs = {"--json": request.json_path, "--save-detections": request.save_detections}
+    for option, value in outputs.items():
+        if value is not None:
+            paths.output_file(value, option, "a JSON file to write")
+    if request.plot is not None:
+        paths.output_file(request.plot, "--plot", "a PNG file to write")
+
+
 def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> EvalOutcome:
     """Evaluates a checkpoint as ``request`` says and writes its files.
 
@@ -69,6 +86,7 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
     from ssdcli.viz.plots import plot_pr_curves
 
     device = parse_device(request.device)
+    _check_paths(request)
     checkpoint = request.checkpoint
     if checkpoint is None:
         checkpoint = find_default_model()

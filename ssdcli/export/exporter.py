@@ -7,9 +7,11 @@ count per image) and ``raw`` (head outputs plus the priors). The model descripti
 input size, mean/std, channel order, prior settings, post-processing) is stored in the file.
 
 The file is written under a temporary name next to the destination, run with ONNX Runtime (or
-loaded back with ``torch.jit.load``) on sample images and compared with the eager checkpoint; only
-an export within tolerance is renamed to its final name. ``int8`` adds static quantization
-(:mod:`ssdcli.export.quantize`) and compares the float and int8 mAP@0.5 on a manifest.
+loaded back with ``torch.jit.load``) on sample images and compared with the eager checkpoint: its
+network's head outputs, then the detections its post-processing determines (near-ties at a cut-off
+set aside, :mod:`ssdcli.export.verify`); only an export that passes is renamed to its final name.
+``int8`` adds static quantization (:mod:`ssdcli.export.quantize`) and compares the float and
+int8 mAP@0.5 on a manifest.
 """
 
 from __future__ import annotations
@@ -163,9 +165,10 @@ def export_model(
         log(f"verified against eager PyTorch: {report.summary()}")
         if not report.passed:
             raise ExportError(
-                f"the exported {fmt} model differs from the checkpoint beyond tolerance "
-                f"({report.summary()}); the file was removed. Try another --opset, or without "
-                "--half; report the problem if it persists"
+                f"the exported {fmt} model differs from the checkpoint: "
+                f"{'; '.join(report.problems)} (compared {report.summary()}); the file was "
+                "removed. Try another --opset, or without --half; report the problem if it "
+                "persists"
             )
         int8_report = None
         if int8:

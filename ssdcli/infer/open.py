@@ -28,7 +28,9 @@ def model_format(path: str | Path) -> str:
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"model file {path} does not exist; check the path")
+        from ssdcli.paths import MODEL_FILE, path_message, what_is
+
+        raise CheckpointError(path_message("model", path, what_is(path), MODEL_FILE))
     with path.open("rb") as file:
         head = file.read(4)
     if head[:2] != b"PK":  # torch.save and torch.jit.save both write zip archives

@@ -17,13 +17,14 @@ import torch
 from rich.console import Console
 
 from ssdcli.config import Recipe, dump_recipe
+from ssdcli.metrics.undefined import is_undefined
 from ssdcli.train import setup as trainsetup
 from ssdcli.train import state as trainstate
 from ssdcli.train import visuals
 from ssdcli.train.context import LoopState, TrainParts
 from ssdcli.train.cores import CpuClock, cpu_seconds
 from ssdcli.train.distributed import all_reduce_sum, barrier, broadcast_flag
-from ssdcli.train.runlog import plot_run_curves, run_summary
+from ssdcli.train.runlog import eval_line, plot_run_curves, run_summary
 from ssdcli.train.step import train_step
 
 
@@ -147,10 +148,10 @@ def evaluate_now(parts: TrainParts, state: LoopState) -> None:
         state.last_metrics = metrics
         parts.metrics.add({"iteration": state.iteration, "epoch": state.epoch, **metrics})
         value = metrics.get(parts.recipe.train.best_metric)
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        parts.progress.message(f"eval @ {state.iteration}: {shown}")
+        parts.progress.message(eval_line(state.iteration, metrics))
         visuals.after_evaluation(parts, state, result)  # val_pred_<it>.png; report.html at the end
-        if value is not None and (state.best_metric is None or value > state.best_metric):
+        # An undefined value (NaN) is never a best: it would compare false with everything after.
+        if not is_undefined(value) and (state.best_metric is None or value > state.best_metric):
             state.best_metric, state.best_iteration = value, state.iteration
             trainstate.save_best(parts, state, eval_model)
     barrier(parts.info)

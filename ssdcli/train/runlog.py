@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ssdcli.metrics.undefined import metric_csv, metric_text
+
 TRAIN_COLUMNS = [
     "iteration",
     "epoch",
@@ -81,9 +83,13 @@ class MetricsLog:
 
 
 def _fmt(value: float | int) -> str:
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.6g}"
+    return metric_csv(value)  # an undefined metric (NaN) is an empty cell
+
+
+def eval_line(iteration: int, metrics: Mapping[str, float]) -> str:
+    """``eval @ 500: voc_map50 0.4123  coco_aps -`` (undefined metrics as ``-``)."""
+    shown = "  ".join(f"{key} {metric_text(value)}" for key, value in metrics.items())
+    return f"eval @ {iteration}: {shown}"
 
 
 def format_duration(seconds: float) -> str:
@@ -203,10 +209,10 @@ def run_summary(
         rows["final loss"] = f"{losses[-1]:.4f}"
     if result.best_metric is not None:
         rows[f"best {best_metric_name}"] = (
-            f"{result.best_metric:.4f} @ iteration {result.best_iteration}"
+            f"{metric_text(result.best_metric)} @ iteration {result.best_iteration}"
         )
     for key, value in result.last_metrics.items():
-        rows[f"last {key}"] = f"{value:.4f}"
+        rows[f"last {key}"] = metric_text(value)
     files = [p.name for p in (run_dir / "best.pt", run_dir / "last.pt") if p.exists()]
     rows["files"] = ", ".join(files + ["metrics.csv", "recipe.yaml"] + [p.name for p in plots])
     return summary_table(rows)

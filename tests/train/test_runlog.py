@@ -69,3 +69,37 @@ def test_plots_are_written(tmp_path: Path) -> None:
     written = plot_run_curves(log.path, tmp_path, ["voc07_map50"])
     assert sorted(p.name for p in written) == ["loss.png", "lr.png", "map.png"]
     assert all(p.stat().st_size > 1000 for p in written)
+
+
+def test_undefined_metrics_are_blank_in_csv_and_dash_for_people(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from ssdcli.train.runlog import eval_line, run_summary
+
+    nan = float("nan")
+    log = MetricsLog(tmp_path / "metrics.csv")
+    log.add({"iteration": 10, "epoch": 0, "coco_ap": 0.25, "coco_aps": nan})
+    with (tmp_path / "metrics.csv").open(newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["coco_ap"] == "0.25" and row["coco_aps"] == ""
+    assert log.series("coco_aps") == ([], [])
+
+    assert eval_line(10, {"coco_ap": 0.25, "coco_aps": nan}) == (
+        "eval @ 10: coco_ap 0.2500  coco_aps -"
+    )
+    result = SimpleNamespace(
+        iteration=10,
+        total_iterations=10,
+        interrupted=False,
+        seconds=3.0,
+        best_metric=0.25,
+        best_iteration=10,
+        last_metrics={"coco_ap": 0.25, "coco_aps": nan},
+    )
+    table = run_summary(tmp_path, result, 4, log, "coco_ap", [])
+    console = Console(file=io.StringIO(), width=120)
+    console.print(table)
+    text = console.file.getvalue()
+    assert "nan" not in text
+    (line,) = [ln for ln in text.splitlines() if "last coco_aps" in ln]
+    assert line.split("│")[2].strip() == "-"

@@ -18,7 +18,14 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "ssdcli"
 
 LAYERS: list[list[str]] = [
-    ["ssdcli", "ssdcli.errors", "ssdcli.recipe_io", "ssdcli.config", "ssdcli.device"],
+    [
+        "ssdcli",
+        "ssdcli.errors",
+        "ssdcli.paths",
+        "ssdcli.recipe_io",
+        "ssdcli.config",
+        "ssdcli.device",
+    ],
     ["ssdcli.boxes", "ssdcli.priors"],
     ["ssdcli.matcher", "ssdcli.loss", "ssdcli.nms", "ssdcli.postprocess"],
     ["ssdcli.metrics"],
@@ -60,9 +67,7 @@ def import_graph(root: Path) -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 found.add(node.module)
                 found.update(f"{node.module}.{alias.name}" for alias in node.names)
-        graph[name] = {
-            m for m in found if m in modules and m != name and m.split(".")[0] == prefix
-        }
+        graph[name] = {m for m in found if m in modules and m != name and m.split(".")[0] == prefix}
     return graph
 
 
