@@ -34,7 +34,6 @@ _EXPORTS = {
     "resolve_split": "splits",
     "read_dataset": "manifest",
     "build_manifest": "manifest",
-    "load_manifest_for_recipe": "manifest",
     "ensure_synthetic": "synthetic",
     "read_image_rgb": "images",
     "preprocess_image": "transforms",

@@ -99,8 +99,6 @@ def build_manifest(data_cfg: DataConfig) -> Manifest:
     return manifest
 
 
-load_manifest_for_recipe = build_manifest
-
 
 def relabel(manifest: Manifest, class_names: Sequence[str]) -> Manifest:
     """The manifest with labels re-indexed to ``class_names``; objects of other classes dropped."""

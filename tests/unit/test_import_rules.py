@@ -143,6 +143,24 @@ def test_no_import_cycle() -> None:
     assert find_cycles(import_graph(PACKAGE)) == []
 
 
+@pytest.mark.parametrize("path", sorted((PACKAGE / "metrics").glob("*.py")), ids=lambda p: p.name)
+def test_metrics_import_no_torch(path: Path) -> None:
+    """metrics/ stays numpy and pycocotools only: importing it costs no torch."""
+    found = import_graph_names(path)
+    assert {n for n in found if n.split(".")[0] in ("torch", "torchvision")} == set()
+
+
+def import_graph_names(path: Path) -> set[str]:
+    """Every absolute module named by an import anywhere in ``path`` (the package's or not)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
 def test_imports_only_go_down_the_layers() -> None:
     assert layer_violations(import_graph(PACKAGE)) == []
 
