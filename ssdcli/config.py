@@ -240,7 +240,9 @@ class TrainConfig(_Section):
     grad_clip: float | None = Field(None, gt=0)  # max gradient norm; None = no clipping
     ema: bool = False  # keep an exponential moving average of the weights
     ema_decay: float = Field(0.9998, gt=0, lt=1)  # EMA decay per step
-    amp: Literal["off", "bf16", "fp16"] = "off"  # mixed precision
+    # Mixed precision; "auto" = bf16 where the device runs it natively (CPUs with AVX-512 BF16 or
+    # AMX, CUDA from Ampere on), else float32.
+    amp: Literal["off", "bf16", "fp16", "auto"] = "off"
     compile: bool = False  # torch.compile the model
     # CPU data parallelism without torchrun: this many training processes on this machine (gloo,
     # each with cores / processes torch threads); "auto" = one per core. Ignored on accelerators

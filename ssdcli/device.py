@@ -50,3 +50,23 @@ def parse_device(device: str) -> str:
     if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise UsageError(f"--device {device}: MPS is not available here; use --device cpu")
     return value
+
+
+def has_native_bf16(device_type: str) -> bool:
+    """True when ``device_type`` runs bfloat16 convolutions natively (faster than float32).
+
+    CPUs: oneDNN's bf16 kernels need AVX-512 BF16 or AMX; elsewhere they are emulated and slower
+    than float32. CUDA: compute capability 8.0 (Ampere) or newer. Other devices: False.
+    """
+    import torch
+
+    if device_type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):  # a build without oneDNN
+            return False
+    if device_type == "cuda":
+        if not torch.cuda.is_available():
+            return False
+        return torch.cuda.get_device_capability()[0] >= 8
+    return False

@@ -8,6 +8,7 @@ resumed mid-epoch skips the consumed batches and ends with the same weights (bit
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -104,7 +105,12 @@ def _window_stats(parts: TrainParts, window: _Window, box: float, cls: float) ->
 
 
 def _log_window(parts: TrainParts, state: LoopState, epoch: int, window: _Window) -> None:
-    if not parts.info.is_main or window.steps == 0:
+    if window.steps == 0:
+        return
+    # Every rank adds its CPU seconds (collective), so the window's cores count all processes.
+    cpu_seconds_1 = torch.tensor([cpu_seconds() - window.cpu0], device=parts.device)
+    cpu = all_reduce_sum(cpu_seconds_1, parts.info).cpu()
+    if not parts.info.is_main:
         return
     seconds = max(time.perf_counter() - window.t0, 1e-9)
     box, cls = window.box / window.steps, window.cls / window.steps
@@ -117,7 +123,7 @@ def _log_window(parts: TrainParts, state: LoopState, epoch: int, window: _Window
             "cls_loss": cls,
             "lr": parts.optimizer.param_groups[0]["lr"],
             "images_per_s": window.images / seconds,
-            "cores": (cpu_seconds() - window.cpu0) / seconds,
+            "cores": float(cpu[0]) / seconds,
             "time_s": state.elapsed(),
         }
     )
@@ -135,14 +141,21 @@ def evaluate_now(parts: TrainParts, state: LoopState) -> None:
         detector = replace(parts.detector, model=eval_model)
         was_training = eval_model.training
         eval_model.eval()
-        result = evaluate_detector(
-            detector,
-            parts.manifest,
-            parts.recipe.data.val_split,
-            parts.recipe,
-            parts.recipe.eval.metric,
-            parts.device,
-        )
+        threads = torch.get_num_threads()
+        if parts.info.distributed and parts.device.type == "cpu":
+            # The other ranks wait at the barrier below: their cores serve the evaluation.
+            torch.set_num_threads(min(os.cpu_count() or 1, threads * parts.info.world_size))
+        try:
+            result = evaluate_detector(
+                detector,
+                parts.manifest,
+                parts.recipe.data.val_split,
+                parts.recipe,
+                parts.recipe.eval.metric,
+                parts.device,
+            )
+        finally:
+            torch.set_num_threads(threads)
         eval_model.train(was_training)
         metrics = trainsetup.flat_metrics(result)
         state.last_metrics = metrics

