@@ -31,8 +31,8 @@ from ssdcli.config import load_recipe
 from ssdcli.matcher import encode_matched, match
 from ssdcli.train.cores import CpuClock
 from ssdcli.train.loop import evaluate_now
-from ssdcli.train.step import _positive_weights
 from ssdcli.train.setup import build_parts, close_parts
+from ssdcli.train.step import _positive_weights
 
 
 def main() -> None:

@@ -7,22 +7,24 @@ the same ``fit``, each rank a share of every global batch, rank 0 logging, evalu
 writing checkpoints. Each process runs ``cores / processes`` torch threads (measured: the tiny
 network's small tensors keep two intra-op threads only ~1.15 cores busy).
 
-Measured on the shared 2-core host while other jobs kept its load average at 6-12 (so only
-ratios within a few minutes mean anything), ``shapes_tiny`` for 100 iterations without
-evaluation, images/s per 20-step window:
+Measured on a quiet 2-core AVX-512 host (load average under 2), ``shapes_tiny`` for 300-400
+iterations without evaluation, median images/s of the 50-step windows:
 
-* ``torchrun --nproc-per-node 2`` with synchronised batch norm, 1 thread each: 10-15 against
-  14-32 for one process (2 threads, 1 loader worker), about 0.6x: each of the tiny network's
-  batch norms costs five gloo all-reduces per step, and every one waits for the slower process.
-* two processes, batch-norm statistics per process: 17-31 under torchrun (1.3x of one process in
-  the same minutes); then ``train.processes=auto`` (``sync_batchnorm: false``) 21.4 and 22.7
-  images/s over the whole run against 24.0 and 28.1 for one process, runs alternated, 0.70-0.87
-  cores busy in all four: with the host's other jobs taking over half of the two cores there was
-  nothing for a second process to gain.
+* one process, 2 threads: 75 (float32), 85 (``train.amp: bf16``), 1.98 cores busy; with one
+  thread, 56 at batch 8 and 49 at batch 4;
+* two processes, 1 thread each, the same global batch of 8 (4 per process, batch-norm statistics
+  per process): 72 (float32), 87 (bf16). Two *independent* one-thread runs of the full recipe
+  side by side did 57-65 (bf16) and 43-51 (float32) images/s, so the loss is in the lock-step:
+  every step waits for the slower process, a batch of 4 runs less efficiently than one of 8,
+  and the two loader workers compete with the two training processes for the two cores;
+* two processes at twice the global batch (8 per process): 88 (float32), 113 (bf16), but the
+  recipe at batch 16 for half the iterations (same images seen) reached VOC area mAP 0.884
+  against 0.90-0.91 at batch 8;
+* synchronised batch norm costs several gloo all-reduces per step (0.6x of one process on a
+  loaded host).
 
-So ``train.processes`` stays 1 by default: no measurement here showed a win, the synchronised
-form (whose result equals one process's) was slower, and the unsynchronised one changes the maths
-(batch norm over 4 images instead of 8) with an accuracy not yet measured on the full recipe.
+So ``train.processes`` stays 1 by default: no setting that keeps the recipe's accuracy beat one
+process with two threads.
 """
 
 from __future__ import annotations
