@@ -102,7 +102,8 @@ def _profile(parts, state, steps: int, warmup: int) -> dict[str, list[float]]:
         )
         weights = _positive_weights(parts, matched, batch.gt_boxes_BG4.shape[1])
         t2 = time.perf_counter()
-        cls_logits, box_deltas = parts.train_model(images)
+        with parts.autocast():  # the recipe's train.amp, as train_step runs it
+            cls_logits, box_deltas = parts.train_model(images)
         t3 = time.perf_counter()
         loss = parts.criterion(cls_logits, box_deltas, labels, deltas, weights).total
         t4 = time.perf_counter()
