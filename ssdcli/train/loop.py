@@ -108,8 +108,8 @@ def _log_window(parts: TrainParts, state: LoopState, epoch: int, window: _Window
     if window.steps == 0:
         return
     # Every rank adds its CPU seconds (collective), so the window's cores count all processes.
-    cpu_seconds_1 = torch.tensor([cpu_seconds() - window.cpu0], device=parts.device)
-    cpu = all_reduce_sum(cpu_seconds_1, parts.info).cpu()
+    own_cpu_1 = torch.tensor([cpu_seconds() - window.cpu0], device=parts.device)
+    cpu = all_reduce_sum(own_cpu_1, parts.info).cpu()
     if not parts.info.is_main:
         return
     seconds = max(time.perf_counter() - window.t0, 1e-9)

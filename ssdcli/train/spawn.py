@@ -4,8 +4,7 @@
 processes itself (``torch.multiprocessing``, spawn), joined in a gloo process group over a TCP
 store on 127.0.0.1, exactly as ``torchrun --nproc-per-node N -m ssdcli train`` would run them:
 the same ``fit``, each rank a share of every global batch, rank 0 logging, evaluating and
-writing checkpoints. Each process runs ``cores / processes`` torch threads (measured: the tiny
-network's small tensors keep two intra-op threads only ~1.15 cores busy).
+writing checkpoints. Each process runs ``cores / processes`` torch threads.
 
 Measured on a quiet 2-core AVX-512 host (load average under 2), ``shapes_tiny`` for 300-400
 iterations without evaluation, median images/s of the 50-step windows:
