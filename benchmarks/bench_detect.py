@@ -10,7 +10,9 @@ Timed paths, from decoded uint8 RGB images of 375 x 500 to detections in pixels 
 
 * ``torchvision``: uint8 -> float tensors, ``model(images)`` in eval mode (resize, normalise,
   network, ``postprocess_detections``, box rescaling);
-* ``ours eager``: ``Predictor.predict`` (batched preprocess, network, batched decode + NMS);
+* ``ours eager``: ``Predictor.predict`` (batched preprocess, network, batched decode + NMS) with
+  its default ``precision="auto"``: bfloat16 autocast where the CPU runs it natively (AVX-512
+  BF16 or AMX), else float32; where that default is bfloat16 a second row runs in float32;
 * ``ours onnxruntime``: the ``ssd export`` ONNX file (NMS in the graph) via ``OnnxPredictor``;
 * ``ours onnxruntime int8``: the same graph with the network statically quantized (calibrated on
   generated pictures: a speed measurement only; accuracy needs a trained model, see
@@ -267,7 +269,13 @@ def main() -> None:
     )
     predictors: dict[str, Callable[[list[np.ndarray]], object]] = {}
     eager = Predictor(loaded.detector, loaded.recipe, batch_size=max(args.batches))
-    predictors["ours eager"] = eager.predict
+    precision_name = {"float32": "float32", "bf16": "bfloat16"}[eager.precision]
+    predictors[f"ours eager (default: {precision_name})"] = eager.predict
+    if eager.precision != "float32":
+        fp32 = Predictor(
+            loaded.detector, loaded.recipe, batch_size=max(args.batches), precision="float32"
+        )
+        predictors["ours eager float32"] = fp32.predict
     with tempfile.TemporaryDirectory(prefix="bench-detect-") as tmp:
         if not args.no_onnx:
             from ssdcli.infer.runtimes import OnnxPredictor

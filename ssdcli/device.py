@@ -1,4 +1,4 @@
-"""The one ``--device`` parser every command uses.
+"""The one ``--device`` parser every command uses, and the precision a device runs networks in.
 
 Accepted values: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` and ``auto`` (CUDA when available, else
 the CPU). torch is imported only to resolve ``auto`` and to check that the device exists, so
@@ -8,6 +8,7 @@ the CPU). torch is imported only to resolve ``auto`` and to check that the devic
 from __future__ import annotations
 
 import re
+from contextlib import AbstractContextManager, nullcontext
 
 from ssdcli.errors import UsageError
 
@@ -70,3 +71,40 @@ def has_native_bf16(device_type: str) -> bool:
             return False
         return torch.cuda.get_device_capability()[0] >= 8
     return False
+
+
+INFERENCE_PRECISIONS = ("auto", "float32", "bf16")
+"""``--precision`` values of ``ssd detect`` and ``ssd eval``."""
+
+
+def resolve_precision(precision: str, device_type: str) -> str:
+    """The precision a network runs in at inference: ``"float32"`` or ``"bf16"``.
+
+    ``auto`` is bfloat16 autocast where the device runs it natively (:func:`has_native_bf16`),
+    float32 elsewhere; ``bf16`` asked for on a device without autocast support (MPS) falls back
+    to float32 as well.
+
+    Raises:
+        UsageError: ``precision`` is none of :data:`INFERENCE_PRECISIONS` (exit code 2).
+    """
+    value = precision.strip().lower()
+    if value not in INFERENCE_PRECISIONS:
+        raise UsageError(f"--precision {precision!r}: use one of {', '.join(INFERENCE_PRECISIONS)}")
+    if value == "float32" or device_type not in ("cpu", "cuda"):
+        return "float32"
+    if value == "auto" and not has_native_bf16(device_type):
+        return "float32"
+    return "bf16"
+
+
+def inference_autocast(precision: str, device_type: str) -> AbstractContextManager[object]:
+    """The context a forward pass runs under for a resolved precision (:func:`resolve_precision`).
+
+    bfloat16 autocast runs convolutions and matrix products in bfloat16 and keeps reductions and
+    normalisations in float32; the caller casts the outputs back to float32 before decoding.
+    """
+    if precision != "bf16":
+        return nullcontext()
+    import torch
+
+    return torch.autocast(device_type, dtype=torch.bfloat16)

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 MAX_TABLES = 10
 """Up to this many images get a table each; more get one summary table."""
 
+PRECISION_NAMES = {"float32": "float32", "bf16": "bfloat16 autocast"}
+
 
 def detect_command(
     sources: Annotated[
@@ -66,6 +68,12 @@ def detect_command(
     batch: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 8,
     device: Annotated[str, typer.Option(help=f"{DEVICE_CHOICES}.")] = "auto",
     stride: Annotated[int, typer.Option(min=1, help="Process every K-th video frame.")] = 1,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="Checkpoints: auto (bfloat16 where the device runs it natively), float32 or bf16."
+        ),
+    ] = "auto",
 ) -> None:
     """Detect objects and write annotated images, videos and detections.jsonl.
 
@@ -85,7 +93,9 @@ def detect_command(
     model_path = model if model is not None else find_default_model("runs")
     torch_device = parse_device(device)
     asked = PostprocessOverrides(threshold, nms_iou, max_det)
-    predictor = open_predictor(model_path, torch_device, asked, batch_size=batch)
+    predictor = open_predictor(
+        model_path, torch_device, asked, batch_size=batch, precision=precision
+    )
     if classes:
         predictor.classes = _class_indices(classes, predictor.class_names)
     for note in getattr(predictor, "notes", []):
@@ -98,8 +108,11 @@ def detect_command(
     out_dir = (
         out if out is not None else unique_run_dir(Path("runs") / "detect", _run_name(sources))
     )
+    runs_in = getattr(predictor, "precision", None)
     err_console.print(
-        f"model {escape(str(model_path))} ({predictor.info.fmt}) on {torch_device}", soft_wrap=True
+        f"model {escape(str(model_path))} ({predictor.info.fmt}) on {torch_device}"
+        + (f", {PRECISION_NAMES[runs_in]}" if runs_in else ""),
+        soft_wrap=True,
     )
     total = count_frames(items, stride)
     show_tables = total is not None and total <= MAX_TABLES

@@ -27,6 +27,9 @@ COLUMNS = {  # per-class column key in EvalResult.per_class -> (header, mean key
 }
 
 
+PRECISION_NAMES = {"float32": "float32", "bf16": "bfloat16 autocast"}
+
+
 def eval_command(
     checkpoint: Annotated[
         Path | None,
@@ -95,13 +98,20 @@ def eval_command(
             help="Score threshold of the report's error analysis. Default: the max-F1 one.",
         ),
     ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="float32 (the reference figures), bf16, or auto (bfloat16 where the device "
+            "runs it natively, as ssd detect does by default)."
+        ),
+    ] = "float32",
 ) -> None:
     """Evaluate a checkpoint: per-class AP table with the mean, PR curves, optional JSON files."""
     from ssdcli.evaluate.run import EvalRequest, run_evaluation
 
     request = EvalRequest(
         checkpoint, data, split, metric, json_path, save_detections, batch, device, plot,
-        report, report_threshold,
+        report, report_threshold, precision,
     )  # fmt: skip
     outcome = run_evaluation(request, log=console.print)
     result, split = outcome.result, outcome.split
@@ -114,7 +124,8 @@ def eval_command(
         )
     speed = len(result.detections) / result.seconds if result.seconds > 0 else float("nan")
     err_console.print(
-        f"{len(result.detections)} images in {result.seconds:.1f} s ({speed:.1f} images/s)"
+        f"{len(result.detections)} images in {result.seconds:.1f} s ({speed:.1f} images/s, "
+        f"{PRECISION_NAMES[result.precision]})"
     )
     for path in outcome.written:
         console.print(f"wrote {path}")

@@ -87,6 +87,7 @@ class EvalResult:
         category_ids: COCO category id per label (original ids, else label + 1).
         split: the evaluated split name ("" when unknown).
         seconds: wall time of the network pass (0 for :func:`evaluate_detections`).
+        precision: what the network ran in, ``"float32"`` or ``"bf16"`` (bfloat16 autocast).
     """
 
     metric: str
@@ -101,6 +102,7 @@ class EvalResult:
     category_ids: list[int]
     split: str = ""
     seconds: float = 0.0
+    precision: str = "float32"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready summary (NaN written as null)."""
@@ -117,6 +119,7 @@ class EvalResult:
             "metrics": {key: _json_float(value) for key, value in self.metrics.items()},
             "per_class": rows,
             "seconds": round(self.seconds, 3),
+            "precision": self.precision,
         }
 
 
@@ -200,6 +203,7 @@ def evaluate_detector(
     device: str | torch.device = "cpu",
     batch_size: int | None = None,
     progress: bool | ProgressCallback = False,
+    precision: str = "float32",
 ) -> EvalResult:
     """Runs ``detector`` over ``split`` of ``manifest`` and scores its detections.
 
@@ -212,14 +216,18 @@ def evaluate_detector(
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"`` or a ``torch.device``.
         batch_size: images per forward pass; None = ``recipe.eval.batch_size``.
         progress: True for a Rich progress bar on stderr, or a callback ``(done, total)``.
+        precision: ``float32`` (default, the reference figures), ``bf16`` or ``auto``
+            (:func:`ssdcli.device.resolve_precision`).
 
     Raises:
         EvalError: the class lists differ, or the split is empty.
+        UsageError: ``precision`` is not a precision.
         DataError: the split does not exist or an image cannot be read.
     """
 
     from ssdcli.boxes import BoxCoder
     from ssdcli.data.loader import build_dataset, build_loader
+    from ssdcli.device import resolve_precision
     from ssdcli.postprocess import PostProcessor, PostprocessSettings
 
     metric = metric or recipe.eval.metric
@@ -236,6 +244,7 @@ def evaluate_detector(
     if not records:
         raise EvalError(f"split {split!r} has no images; choose a split with images (--split)")
     torch_device = _resolve_device(device)
+    runs_in = resolve_precision(precision, torch_device.type)
     postprocess = PostProcessor(
         detector.priors_P4.to(torch_device),
         BoxCoder(tuple(recipe.priors.variances)),
@@ -258,12 +267,14 @@ def evaluate_detector(
     pin = torch_device.type == "cuda"
     loader = build_loader(dataset, batch, train=False, workers=workers, pin_memory=pin)
     start = time.perf_counter()
-    detections = _detect_split(model, loader, postprocess, torch_device, len(records), progress)
+    detections = _detect_split(
+        model, loader, postprocess, torch_device, len(records), progress, runs_in
+    )
     seconds = time.perf_counter() - start
     result = evaluate_detections(
         records, detections, manifest.class_names, metric, manifest.category_ids, split
     )
-    result.seconds = seconds
+    result.seconds, result.precision = seconds, runs_in
     return result
 
 
@@ -274,9 +285,13 @@ def _detect_split(
     device: torch.device,
     count: int,
     progress: bool | ProgressCallback,
+    precision: str = "float32",
 ) -> list[ImageDetections]:
-    """Detections of every image the (ordered, eval-mode) loader yields, in split order."""
+    """Detections of every image the (ordered, eval-mode) loader yields, in split order; the
+    network runs in the resolved ``precision`` (``"float32"`` or ``"bf16"``)."""
     import torch
+
+    from ssdcli.device import inference_autocast
 
     detections: list[ImageDetections | None] = [None] * count
     was_training, done = model.training, 0
@@ -287,7 +302,8 @@ def _detect_split(
                 images = batch.images_BCHW.to(device, non_blocking=device.type == "cuda")
                 positions = batch.indices_B.tolist()  # positions in the split
                 sizes = [tuple(hw) for hw in batch.sizes_hw_B2.tolist()]  # original (H, W)
-                cls_logits_BPK, box_deltas_BP4 = model(images)
+                with inference_autocast(precision, device.type):
+                    cls_logits_BPK, box_deltas_BP4 = model(images)
                 found = postprocess(cls_logits_BPK.float(), box_deltas_BP4.float(), sizes)
                 for position, det in zip(positions, found, strict=True):
                     detections[position] = _to_numpy(det)

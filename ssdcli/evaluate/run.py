@@ -35,6 +35,7 @@ class EvalRequest:
     plot: Path | None = None
     report: bool = False
     report_threshold: float | None = None
+    precision: str = "float32"
 
 
 @dataclass
@@ -68,14 +69,15 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
     """Evaluates a checkpoint as ``request`` says and writes its files.
 
     Raises:
-        UsageError: a bad ``--metric`` or ``--device``, or no checkpoint to default to.
+        UsageError: a bad ``--metric``, ``--device`` or ``--precision``, or no checkpoint to
+            default to.
         EvalError: the model's classes differ from the data set's.
         DataError, CheckpointError: unreadable data or checkpoint.
     """
     if request.metric is not None and request.metric not in METRICS:
         raise UsageError(f"--metric {request.metric!r}: use one of {', '.join(METRICS)}")
     from ssdcli.checkpoint.file import load_detector
-    from ssdcli.device import parse_device
+    from ssdcli.device import parse_device, resolve_precision
     from ssdcli.evaluate.evaluator import (
         evaluate_detector,
         panel_aps,
@@ -86,6 +88,7 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
     from ssdcli.viz.plots import plot_pr_curves
 
     device = parse_device(request.device)
+    resolve_precision(request.precision, device)  # a bad value fails before any work
     _check_paths(request)
     checkpoint = request.checkpoint
     if checkpoint is None:
@@ -103,7 +106,15 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
     split = request.split or recipe.data.test_split
     metric = request.metric or recipe.eval.metric
     result = evaluate_detector(
-        loaded.detector, manifest, split, recipe, metric, device, request.batch, progress=True
+        loaded.detector,
+        manifest,
+        split,
+        recipe,
+        metric,
+        device,
+        request.batch,
+        progress=True,
+        precision=request.precision,
     )
     outcome = EvalOutcome(checkpoint, split, result)
     plot_path = request.plot or checkpoint.with_name(f"{checkpoint.stem}_pr_{split}.png")

@@ -291,7 +291,14 @@ def verify_export(
     from ssdcli.infer.eager import Predictor
     from ssdcli.infer.open import model_format, open_predictor
 
-    eager = Predictor(loaded.detector, loaded.recipe, "cpu", class_names=loaded.class_names)
+    # The reference is the float32 network, the precision an export is written in.
+    eager = Predictor(
+        loaded.detector,
+        loaded.recipe,
+        "cpu",
+        class_names=loaded.class_names,
+        precision="float32",
+    )
     batch = len(images) if dynamic_batch else 1
     eager.batch_size = batch
     sizes = [(int(im.shape[0]), int(im.shape[1])) for im in images]

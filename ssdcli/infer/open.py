@@ -71,6 +71,7 @@ def open_predictor(
     overrides: PostprocessOverrides | None = None,
     batch_size: int = 8,
     classes: Sequence[int] | None = None,
+    precision: str = "auto",
 ) -> BasePredictor:
     """A predictor for a checkpoint, ONNX or TorchScript file (format read from the file).
 
@@ -81,11 +82,23 @@ def open_predictor(
         overrides: post-processing asked for at run time; None values = the model's own.
         batch_size: images per forward pass (models exported with a fixed batch use theirs).
         classes: keep only these labels.
+        precision: a checkpoint's precision (``auto``, ``float32``, ``bf16``; see
+            :class:`~ssdcli.infer.eager.Predictor`). Exported files run in the precision they
+            were exported in: ``auto`` and ``float32`` are accepted for them, ``bf16`` is not.
 
     Raises:
         CheckpointError: the file cannot be read.
+        UsageError: ``precision`` is not a precision, or ``bf16`` for an exported file.
     """
+    from ssdcli.device import resolve_precision
+
+    resolve_precision(precision, "cpu")  # a bad value fails before any file is opened
     fmt = model_format(path)
+    if fmt != "checkpoint" and precision.strip().lower() == "bf16":
+        raise UsageError(
+            f"--precision bf16 applies to checkpoints; {path} is an exported {fmt} file that "
+            "runs in the precision it was exported in (use --precision auto or float32)"
+        )
     if fmt == "onnx":
         from ssdcli.infer.runtimes import OnnxPredictor
 
@@ -106,4 +119,5 @@ def open_predictor(
         overrides=overrides,
         batch_size=batch_size,
         classes=classes,
+        precision=precision,
     )

@@ -17,6 +17,11 @@ channels-last, 2 threads). On a shared 2-core host the two were within noise of 
 batch 1 (1.03x / 1.09x fused, 1.07x / 1.08x channels-last), so channels-last loses nothing
 there. Hence: channels-last below ``FUSED_MIN_BATCH`` images, fused from there on; off the CPU
 (no fusion there) always channels-last.
+
+In bfloat16 (``--precision bf16``, or ``auto`` on a CPU with native bf16) the channels-last copy
+runs under autocast at every batch size: the fused copy's packed weights are float32 only, and
+bf16 channels-last was the faster of the two at batch 8 as well (SSD300: see
+``benchmarks/bench_detect.py``; the tiny network: 14.5 against 17.0 ms per batch of 8).
 """
 
 from __future__ import annotations
@@ -31,12 +36,16 @@ FUSED_MIN_BATCH = 2
 """Smallest batch at which the fused copy runs (see the module docstring's measurements)."""
 
 
-def choose_path(batch: int, device_type: str = "cpu") -> InferencePath:
-    """The copy to run a batch of ``batch`` images on ``device_type`` (``"cpu"``, ``"cuda"``..).
+def choose_path(
+    batch: int, device_type: str = "cpu", precision: str = "float32"
+) -> InferencePath:
+    """The copy to run a batch of ``batch`` images on ``device_type`` (``"cpu"``, ``"cuda"``..)
+    in a resolved ``precision`` (``"float32"`` or ``"bf16"``, see
+    :func:`ssdcli.device.resolve_precision`).
 
     The choice does not depend on the thread count: at 1 and 2 threads the same copy won at
     each batch size in ``benchmarks/bench_infer.py``.
     """
-    if device_type != "cpu" or batch < FUSED_MIN_BATCH:
+    if device_type != "cpu" or batch < FUSED_MIN_BATCH or precision == "bf16":
         return "channels_last"
     return "fused"

@@ -46,6 +46,7 @@ def test_folder_with_a_corrupt_file(checkpoint: Path, folder: Path, tmp_path: Pa
     result = runner.invoke(app, [*args, "--threshold", "0.2", "--save-json", str(coco)])
     assert result.exit_code == 1, result.output
     assert "broken.jpg" in result.output
+    assert ", float32" in result.output or ", bfloat16 autocast" in result.output
     lines = _lines(out / "detections.jsonl")
     assert [Path(line["image"]).name for line in lines] == ["a.jpg", "alpha.png", "gray.png"]
     assert [line["size_hw"] for line in lines] == [[90, 120], [70, 50], [64, 64]]
@@ -97,6 +98,12 @@ def test_stdin_classes_and_no_images(checkpoint: Path, folder: Path, tmp_path: P
         app, ["detect", str(folder), "--model", str(checkpoint), "--classes", "sqare"]
     )
     assert bad.exit_code == 2 and "did you mean 'square'" in bad.output
+    bad = runner.invoke(
+        app, ["detect", str(folder), "--model", str(checkpoint), "--precision", "x"]
+    )
+    assert bad.exit_code == 2 and "--precision 'x'" in bad.output
+    exact = runner.invoke(app, [*args, "--precision", "float32"], input=stdin)
+    assert exact.exit_code == 0 and "on cpu, float32" in exact.output
 
 
 def test_video_gets_an_annotated_video(checkpoint: Path, tmp_path: Path) -> None:

@@ -83,6 +83,8 @@ def test_eval_all_metrics_writes_table_plot_and_json(files, tmp_path):
     }  # fmt: skip
     assert [row["num_gt"] for row in metrics["per_class"]] == [4, 2]
     assert metrics["checkpoint"] == str(checkpoint)
+    assert metrics["precision"] == "float32"  # eval's default: the reference figures
+    assert "float32" in result.stderr
 
     detections = json.loads((tmp_path / "d.json").read_text())
     assert {d["category_id"] for d in detections} <= {3, 8}  # original category ids
@@ -114,8 +116,22 @@ def test_eval_rejects_other_classes(files, tmp_path):
     assert "--data" in result.output and "cow" in result.output
 
 
+def test_eval_in_bf16_says_so_and_scores_alike(files, tmp_path):
+    checkpoint, manifest = files
+    args = ["eval", str(checkpoint), "--data", str(manifest), "--metric", "voc", "--device", "cpu"]
+    for precision in ("float32", "bf16"):
+        json_path = tmp_path / f"{precision}.json"
+        result = runner.invoke(app, [*args, "--precision", precision, "--json", str(json_path)])
+        assert result.exit_code == 0, result.output
+    exact, fast = (json.loads((tmp_path / f"{p}.json").read_text()) for p in ("float32", "bf16"))
+    assert (exact["precision"], fast["precision"]) == ("float32", "bf16")
+    assert fast["num_images"] == exact["num_images"]
+
+
 def test_eval_usage_errors(tmp_path):
     result = runner.invoke(app, ["eval", str(tmp_path / "x.pt"), "--metric", "map"])
     assert result.exit_code == 2 and "--metric 'map'" in result.output
+    result = runner.invoke(app, ["eval", str(tmp_path / "x.pt"), "--precision", "fp16"])
+    assert result.exit_code == 2 and "--precision 'fp16'" in result.output
     result = runner.invoke(app, ["eval", str(tmp_path / "missing.pt"), "--device", "cpu"])
     assert result.exit_code == 1 and "missing.pt" in result.output

@@ -24,6 +24,8 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory, save_tiny_checkpoint) -
 
 def _detect(model: Path, images: Path, out: Path) -> list[dict]:
     args = ["detect", str(images), "--model", str(model), "--out", str(out), "--threshold", "0.1"]
+    # float32 for both: an export is float32, a checkpoint runs bfloat16 where native by default.
+    args += ["--precision", "float32"]
     result = runner.invoke(app, [*args, "--no-save-images", "--batch", "2"])
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]

@@ -51,7 +51,9 @@ def images() -> list[np.ndarray]:
 def _same_as_checkpoint(path: Path, checkpoint: Path, images: list[np.ndarray]) -> None:
     sizes = [im.shape[:2] for im in images]
     asked = PostprocessOverrides(score_threshold=0.05)
-    reference = open_predictor(checkpoint, overrides=asked, batch_size=3).predict(images)
+    reference = open_predictor(
+        checkpoint, overrides=asked, batch_size=3, precision="float32"
+    ).predict(images)
     exported = open_predictor(path, overrides=asked, batch_size=3).predict(images)
     report = compare_detections(reference, exported, sizes, FLOAT32)
     assert report.detections > 20  # random weights and a low threshold: plenty to compare

@@ -18,11 +18,13 @@ TINY = {
 }
 
 
-def test_channels_last_for_one_image_fused_for_batches_cpu_only() -> None:
+def test_channels_last_for_one_image_fused_for_float32_batches_cpu_only() -> None:
     assert choose_path(1) == "channels_last"
     assert choose_path(FUSED_MIN_BATCH) == "fused"
     assert choose_path(8) == "fused"
     assert choose_path(8, "cuda") == "channels_last"
+    # The fused copy's packed weights are float32: bfloat16 runs channels-last at every size.
+    assert choose_path(8, "cpu", "bf16") == "channels_last"
 
 
 def _has_fused(network: torch.nn.Module) -> bool:
@@ -32,7 +34,7 @@ def _has_fused(network: torch.nn.Module) -> bool:
 def test_predictor_runs_the_chosen_copy_and_both_agree() -> None:
     torch.manual_seed(0)
     recipe = recipe_from_dict(TINY, "test")
-    predictor = Predictor(build_detector(recipe, 3), recipe)
+    predictor = Predictor(build_detector(recipe, 3), recipe, precision="float32")
     assert predictor.path_for(1) == "channels_last"
     assert predictor.path_for(8) == "fused"
     assert not _has_fused(predictor.network_for(1))
