@@ -3,8 +3,9 @@
 SSD section 2.2 ("Matching strategy"): each ground truth is matched to the prior with the best
 Jaccard overlap (IoU), then every prior is matched to any ground truth with IoU above a threshold
 (0.5). All images of a batch are matched at once: ground truths are padded to ``G`` per image with a
-mask and the IoU of every real ground truth of the batch with every prior is computed as one
-matrix (in chunks of priors, see ``_prior_chunk``); no Python loop runs over images or cells.
+mask, and the IoUs of all real ground truths of the batch with the priors are computed together
+(in chunks of priors of similar area, skipping the pairs whose area ratio already rules them out,
+see ``_scan_priors``); no Python loop runs over images or cells.
 
 Rules, in order (all deterministic):
 
@@ -32,13 +33,17 @@ __all__ = ["encode_matched", "encode_targets", "match", "object_balance_weights"
 # Matching works through the priors in chunks so that its (N x chunk) temporaries, N = real ground
 # truths in the batch, stay small: cache-resident on CPU (several times faster there than passes
 # over a whole (N, P) matrix) and bounded in memory for large N x P. On accelerators one chunk
-# usually covers every prior.
-_CHUNK_ELEMENTS = {"cpu": 1 << 17, "other": 1 << 25}
+# usually covers every prior. (CPU: 2^18 and 2^19 tied in benchmarks/bench_loss.py, 2^17 and
+# 2^20 were slower.)
+_CHUNK_ELEMENTS = {"cpu": 1 << 18, "other": 1 << 25}
 _MIN_CHUNK = 128  # priors; fewer would make per-chunk overhead dominate
 # Rule 2 packs (IoU bits << 16 | inverted ground-truth slot) into int64 keys: a plain max over
 # keys gives the best IoU and, among equal IoUs, the lowest slot.
 _SLOT_BITS = 16
 _SLOT_MASK = (1 << _SLOT_BITS) - 1
+# Rule 3 packs (IoU bits << 31 | inverted prior index) the same way: 31 bits hold any prior count.
+_PRIOR_BITS = 31
+_PRIOR_MASK = (1 << _PRIOR_BITS) - 1
 
 
 def _prior_chunk(num_rows: int, num_priors: int, device: torch.device) -> int:
@@ -110,7 +115,19 @@ def match(
 def _scan_priors(
     gts_N4: Tensor, priors_xyxy_P4: Tensor, iou_threshold: float
 ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
-    """One pass over the IoU matrix of all real ground truths x all priors, chunk by chunk.
+    """The parts of the IoU matrix of all real ground truths x all priors that matching needs.
+
+    IoU is at most the ratio of the smaller to the larger area (the intersection is at most the
+    smaller box, the union at least the larger one). So:
+
+    1. The priors are visited in chunks of similar area (sorted by area), each against only the
+       ground truths whose area bound reaches ``iou_threshold`` there: this finds every pair
+       at or above the threshold (rule 2) while each box meets mostly priors of its own scale.
+       A ground truth with such a pair has its best prior among its pairs (rule 3).
+    2. The ground truths without any (small, thin or odd-shaped boxes; usually a few per cent)
+       are scanned against every prior for their best one.
+
+    The result is the same as a full scan of the IoU matrix.
 
     Args:
         gts_N4 (Tensor[N, 4], float32): normalised xyxy ground truths of the whole batch.
@@ -118,32 +135,71 @@ def _scan_priors(
         iou_threshold: IoU for rule-2 candidate pairs.
 
     Returns:
-        best_prior_iou_N, best_prior_N: each ground truth's best IoU and its prior (first index on
-        ties); pairs ``(n, p, iou)``: every pair with IoU >= ``iou_threshold``.
+        best_prior_iou_N, best_prior_N: each ground truth's best IoU and its prior (lowest prior
+        index on ties); pairs ``(n, p, iou)``: every pair with IoU >= ``iou_threshold``.
     """
     num_gts, num_priors = gts_N4.shape[0], priors_xyxy_P4.shape[0]
-    best_prior_iou_N = gts_N4.new_full((num_gts,), -1.0)
-    best_prior_N = torch.zeros(num_gts, dtype=torch.long, device=gts_N4.device)
+    device = gts_N4.device
+    prior_area_P = _areas(priors_xyxy_P4)
+    order_P = prior_area_P.argsort()
+    sorted_priors_P4, sorted_area_P = priors_xyxy_P4[order_P], prior_area_P[order_P]
+    gt_area_N = _areas(gts_N4)
+    # The bounds are float32 like the IoU itself: a hair of slack keeps a rounding difference
+    # from ever dropping a pair.
+    reach = iou_threshold * (1.0 - 1e-5)
+    chunk = _prior_chunk(num_gts, num_priors, device)
     pair_n, pair_p, pair_iou = [], [], []
-    chunk = _prior_chunk(num_gts, num_priors, gts_N4.device)
     for start in range(0, num_priors, chunk):
-        iou_NS = matching_iou(gts_N4, priors_xyxy_P4[start : start + chunk])
-        chunk_iou_N = iou_NS.amax(dim=1)
-        # Rule 3 candidates: each ground truth's best prior so far. Only rows that improve need
-        # an argmax (first index on ties within the chunk; strict ">" keeps earlier chunks').
-        better = (chunk_iou_N > best_prior_iou_N).nonzero().squeeze(1)
-        best_prior_iou_N[better] = chunk_iou_N[better]
-        best_prior_N[better] = iou_NS[better].max(dim=1).indices + start
-        # Rule 2 candidates: the (few) pairs at or above the threshold, searched only in the rows
-        # whose maximum reaches it.
-        rows = (chunk_iou_N >= iou_threshold).nonzero().squeeze(1)
-        iou_rS = iou_NS[rows]
+        chunk_area_S = sorted_area_P[start : start + chunk]
+        rows = (_area_ratio_bound(gt_area_N, chunk_area_S) >= reach).nonzero().squeeze(1)
+        if not len(rows):
+            continue
+        iou_rS = matching_iou(gts_N4[rows], sorted_priors_P4[start : start + chunk])
         r_idx, s_idx = (iou_rS >= iou_threshold).nonzero(as_tuple=True)
         pair_n.append(rows[r_idx])
-        pair_p.append(s_idx + start)
+        pair_p.append(order_P[start + s_idx])
         pair_iou.append(iou_rS[r_idx, s_idx])
-    pairs = (torch.cat(pair_n), torch.cat(pair_p), torch.cat(pair_iou))
+    empty = torch.zeros(0, dtype=torch.long, device=device)
+    pairs = (
+        torch.cat([empty, *pair_n]),
+        torch.cat([empty, *pair_p]),
+        torch.cat([gts_N4.new_zeros(0), *pair_iou]),
+    )
+
+    # Rule 3 for ground truths with pairs: the best pair by one scatter-max over packed int64
+    # keys (IoU bits, then inverted prior index, so equal IoUs go to the lowest index).
+    n_idx, p_idx, iou = pairs
+    key = iou.view(torch.int32).long().bitwise_left_shift_(_PRIOR_BITS)
+    key.bitwise_or_(_PRIOR_MASK - p_idx)
+    best_key_N = torch.full((num_gts,), -1, dtype=torch.long, device=device)
+    best_key_N.scatter_reduce_(0, n_idx, key, "amax")
+    has_pair_N = best_key_N >= 0
+    best_prior_N = torch.where(has_pair_N, _PRIOR_MASK - (best_key_N & _PRIOR_MASK), 0)
+    best_prior_iou_N = torch.where(
+        has_pair_N, (best_key_N >> _PRIOR_BITS).int().view(torch.float32), -1.0
+    )
+    # Pass 2: the rest against every prior, a few rows at a time.
+    rest_M = (~has_pair_N).nonzero().squeeze(1)
+    row_step = max(1, _CHUNK_ELEMENTS["cpu" if device.type == "cpu" else "other"] // num_priors)
+    for first in range(0, len(rest_M), row_step):
+        rows = rest_M[first : first + row_step]
+        best_r, index_r = matching_iou(gts_N4[rows], priors_xyxy_P4).max(dim=1)
+        best_prior_iou_N[rows], best_prior_N[rows] = best_r, index_r
     return best_prior_iou_N, best_prior_N, pairs
+
+
+def _areas(boxes_N4: Tensor) -> Tensor:
+    """Areas of xyxy boxes (Tensor[N]), 0 for degenerate ones."""
+    width_N = (boxes_N4[:, 2] - boxes_N4[:, 0]).clamp(min=0)
+    return width_N * (boxes_N4[:, 3] - boxes_N4[:, 1]).clamp(min=0)
+
+
+def _area_ratio_bound(gt_area_N: Tensor, chunk_area_S: Tensor) -> Tensor:
+    """The most IoU each ground truth can have with any box of a chunk, from areas alone:
+    ``min(a, b) / max(a, b)`` at the chunk's area closest to the ground truth's (Tensor[N])."""
+    nearest_N = gt_area_N.clamp(min=chunk_area_S.min(), max=chunk_area_S.max())
+    larger_N = torch.maximum(gt_area_N, nearest_N).clamp(min=torch.finfo(gt_area_N.dtype).tiny)
+    return torch.minimum(gt_area_N, nearest_N) / larger_N
 
 
 def _claim_winners(best_prior_BG: Tensor, claim_iou_BG: Tensor, claims_BG: Tensor) -> Tensor:

@@ -199,6 +199,41 @@ def test_batched_equals_per_image_reference(
     torch.testing.assert_close(decoded, expected_boxes, rtol=1e-4, atol=1e-5)
 
 
+# A few boxes on a coarse grid: priors repeat and IoUs tie exactly, across different areas too.
+grid_box = st.tuples(
+    st.sampled_from([0.0, 0.125, 0.25, 0.5]),
+    st.sampled_from([0.0, 0.25, 0.5]),
+    st.sampled_from([0.125, 0.25, 0.5]),
+    st.sampled_from([0.25, 0.5]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(grid_box, min_size=1, max_size=5), min_size=1, max_size=3),
+    st.lists(grid_box, min_size=1, max_size=16),
+    st.sampled_from([0.2, 0.5, 0.7]),
+    st.sampled_from([1, 2, 5, 1000]),
+)
+def test_ties_between_repeated_priors_follow_the_rules(
+    images: list, raw_priors: list, threshold: float, chunk: int
+) -> None:
+    # Matching visits priors sorted by area and skips pairs that the area ratio rules out:
+    # neither may change which prior wins a tie (the lowest index) or which pairs are found.
+    priors = xyxy_to_cxcywh(to_xyxy(raw_priors))
+    num_g = max(len(gts) for gts in images)
+    gts_BG4 = torch.zeros(len(images), num_g, 4)
+    mask_BG = torch.zeros(len(images), num_g, dtype=torch.bool)
+    for b, gts in enumerate(images):
+        gts_BG4[b, : len(gts)] = to_xyxy(gts)
+        mask_BG[b, : len(gts)] = True
+    with prior_chunks_of(chunk):
+        matched = match(gts_BG4, mask_BG, priors, threshold)
+    for b, gts in enumerate(images):
+        expected = reference_match(to_xyxy(gts), cxcywh_to_xyxy(priors), threshold)
+        assert matched[b].tolist() == expected
+
+
 def test_chunked_matching_equals_single_chunk_on_ssd300_priors() -> None:
     from ssdcli.priors import LevelSpec, make_priors
 
