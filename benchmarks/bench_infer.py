@@ -16,8 +16,15 @@ largest output difference, relative to the largest output, is printed). Both hav
 * ``ours fused``: ``ssdcli.model.inference.optimize_for_inference`` (channels-last, batch
   norms folded, each convolution + activation one oneDNN primitive with pre-packed weights).
 
-``Predictor`` runs ``ours channels_last`` or ``ours fused`` depending on the batch size
-(``ssdcli.infer.paths.choose_path``); the row it runs is marked "(predictor)".
+* ``ours channels_last bf16``: channels-last under bfloat16 autocast.
+
+``Predictor`` runs in float32 ``ours channels_last`` or ``ours fused`` depending on the batch
+size (``ssdcli.infer.paths.choose_path``), and by default (``precision="auto"``) ``ours
+channels_last bf16`` where the CPU runs bfloat16 natively; the row it runs by default is marked
+"(predictor)", the float32 one "(predictor, float32)". The ceiling is measured in both
+precisions (a float32 and a bfloat16 matmul), and each predictor path is given as a share of
+the ceiling in its own precision. The largest output difference is printed for the float32
+variants and, separately, for bfloat16 against float32.
 
 Variants run interleaved, round after round, so that load from other processes spreads over all
 of them; per variant the median and the best (minimum) time of the timed rounds are reported.
@@ -43,6 +50,7 @@ import torch
 from torchvision.models.detection import ssd300_vgg16, ssdlite320_mobilenet_v3_large
 
 from ssdcli.config import Recipe, override_recipe
+from ssdcli.device import resolve_precision
 from ssdcli.infer.paths import choose_path
 from ssdcli.model import build_detector
 from ssdcli.model.importers import import_torchvision
@@ -107,6 +115,11 @@ def variants(tv: torch.nn.Module, ours: torch.nn.Module, size_hw: tuple[int, int
     def ours_cl_forward(x: torch.Tensor):
         return ours_cl(x.contiguous(memory_format=torch.channels_last))
 
+    def ours_bf16_forward(x: torch.Tensor):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            cls_logits, box_deltas = ours_cl(x.contiguous(memory_format=torch.channels_last))
+        return cls_logits.float(), box_deltas.float()
+
     return {
         "torchvision": (tv_forward(tv, False), torch.inference_mode),
         "torchvision channels_last": (tv_forward(tv_cl, True), torch.inference_mode),
@@ -114,7 +127,11 @@ def variants(tv: torch.nn.Module, ours: torch.nn.Module, size_hw: tuple[int, int
         "ours inference_mode": (ours, torch.inference_mode),
         "ours channels_last": (ours_cl_forward, torch.inference_mode),
         "ours fused": (optimized, torch.inference_mode),
+        BF16: (ours_bf16_forward, torch.inference_mode),
     }
+
+
+BF16 = "ours channels_last bf16"
 
 
 def outputs_pair(result) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,38 +142,45 @@ def outputs_pair(result) -> tuple[torch.Tensor, torch.Tensor]:
 
 def time_variants(runs: dict, images: torch.Tensor, rounds: int, matmul: Callable) -> dict:
     """Interleaved timing: one warm-up call each, then ``rounds`` rounds of one call each."""
-    times: dict[str, list[float]] = {name: [] for name in [*runs, "matmul"]}
+    times: dict[str, list[float]] = {name: [] for name in [*runs, "matmul", "matmul bf16"]}
     reference = None
-    max_diff = 0.0
-    for run, mode in runs.values():
+    max_diff = {"float32": 0.0, "bf16": 0.0}
+    for name, (run, mode) in runs.items():
         with mode():
             cls_logits, box_deltas = outputs_pair(run(images))
         if reference is None:
             reference = (cls_logits, box_deltas)
-        else:
-            max_diff = max(
-                max_diff,
-                *(
-                    float((a - b).abs().max() / b.abs().max())
-                    for a, b in zip((cls_logits, box_deltas), reference, strict=True)
-                ),
-            )
+            continue
+        kind = "bf16" if name == BF16 else "float32"
+        max_diff[kind] = max(
+            max_diff[kind],
+            *(
+                float((a - b).abs().max() / b.abs().max())
+                for a, b in zip((cls_logits, box_deltas), reference, strict=True)
+            ),
+        )
     for _ in range(rounds):
         for name, (run, mode) in runs.items():
             with mode():
                 start = time.perf_counter()
                 run(images)
                 times[name].append(time.perf_counter() - start)
-        times["matmul"].append(matmul())
+        times["matmul"].append(matmul(torch.float32))
+        times["matmul bf16"].append(matmul(torch.bfloat16))
     return {"times": times, "max_diff": max_diff}
 
 
-def make_matmul(n: int) -> tuple[Callable[[], float], float]:
-    a = torch.randn(n, n)
-    b = torch.randn(n, n)
-    a @ b  # warm-up
+def make_matmul(n: int) -> tuple[Callable[[torch.dtype], float], float]:
+    """A timer of one n x n x n matmul in float32 or bfloat16, and its FLOP count."""
+    operands = {
+        dtype: (torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype))
+        for dtype in (torch.float32, torch.bfloat16)
+    }
+    for a, b in operands.values():
+        a @ b  # warm-up
 
-    def run() -> float:
+    def run(dtype: torch.dtype) -> float:
+        a, b = operands[dtype]
         start = time.perf_counter()
         a @ b
         return time.perf_counter() - start
@@ -207,32 +231,43 @@ def main() -> None:
             times = result["times"]
             base_med = statistics.median(times["torchvision"])
             base_min = min(times["torchvision"])
-            chosen = f"ours {choose_path(batch)}"
+            float32_path = f"ours {choose_path(batch)}"
+            default_path = BF16 if resolve_precision("auto", "cpu") == "bf16" else float32_path
             for name in runs:
                 med, best = statistics.median(times[name]), min(times[name])
-                label = f"{name} (predictor)" if name == chosen else name
+                label = name
+                if name == default_path:
+                    label = f"{name} (predictor)"
+                elif name == float32_path:
+                    label = f"{name} (predictor, float32)"
                 print(
                     f"| {batch} | {label} | {batch / med:.2f} | {batch / best:.2f} | "
                     f"{base_med / med:.2f}x / {base_min / best:.2f}x | "
                     f"{flops * batch / med / 1e9:.0f} / {flops * batch / best / 1e9:.0f} |"
                 )
-            mm_med, mm_best = statistics.median(times["matmul"]), min(times["matmul"])
-            print(
-                f"| {batch} | matmul {args.matmul}^3 (ceiling) | | | | "
-                f"{matmul_flops / mm_med / 1e9:.0f} / {matmul_flops / mm_best / 1e9:.0f} |"
-            )
-            chosen_med, chosen_best = statistics.median(times[chosen]), min(times[chosen])
-            print(
-                f"(batch {batch}: the predictor's path, {chosen}, at "
-                f"{mm_med / (chosen_med / batch) * flops / matmul_flops:.0%} / "
-                f"{mm_best / (chosen_best / batch) * flops / matmul_flops:.0%} of the matmul "
-                "ceiling, median / best)"
-            )
+            for ceiling, precision in (("matmul", "float32"), ("matmul bf16", "bfloat16")):
+                mm_med, mm_best = statistics.median(times[ceiling]), min(times[ceiling])
+                print(
+                    f"| {batch} | matmul {args.matmul}^3 {precision} (ceiling) | | | | "
+                    f"{matmul_flops / mm_med / 1e9:.0f} / {matmul_flops / mm_best / 1e9:.0f} |"
+                )
+            paths = {float32_path: "matmul", default_path: "matmul bf16"}
+            if default_path == float32_path:
+                paths = {float32_path: "matmul"}
+            for path, ceiling in paths.items():
+                mm_med, mm_best = statistics.median(times[ceiling]), min(times[ceiling])
+                path_med, path_best = statistics.median(times[path]), min(times[path])
+                print(
+                    f"(batch {batch}: predictor path {path} at "
+                    f"{mm_med / (path_med / batch) * flops / matmul_flops:.0%} / "
+                    f"{mm_best / (path_best / batch) * flops / matmul_flops:.0%} of the "
+                    f"{ceiling} ceiling, median / best)"
+                )
             diff, load = result["max_diff"], os.getloadavg()[0]
             print(
-                f"(batch {batch}: largest output difference between variants {diff:.1e} of the "
-                f"largest output; "
-                f"load average now {load:.1f})"
+                f"(batch {batch}: largest output difference, of the largest output: "
+                f"{diff['float32']:.1e} between float32 variants, {diff['bf16']:.1e} bfloat16 "
+                f"against float32; load average now {load:.1f})"
             )
 
 
