@@ -24,11 +24,14 @@ candidates per image above 0.01) with 1% of priors carrying a confident class: o
 and at one thread (``--post-threads``); "same detections" checks that both return the same
 detections (scores and labels exactly, boxes to 1e-3 pixel). ``--post-only`` runs only this.
 
-Measured (``--repeats 5``) on the shared 2-core CPU with a load average of about 6, so noisy:
-images/s at batch 1 / 8 were torchvision 0.42 / 0.93, ours eager 0.71 / 1.65 (1.69x / 1.77x),
-ours ONNX Runtime 1.17 / 2.80 (2.78x / 3.01x), ours ONNX Runtime int8 2.89 / 7.77 (6.86x /
-8.36x); these end-to-end figures predate the present post-processing, well under 1% of that
-time. Post-processing alone (``--post-only``, three runs at a load average of 3.2 to 3.5, same
+Measured (``--repeats 3 --no-onnx --no-int8``) on a quiet 2-core AMD EPYC with AVX-512 BF16:
+images/s at batch 1 / 8 were torchvision 2.83 / 2.24, ours eager in its default bfloat16 6.46 /
+6.01 (2.28x / 2.68x) and in float32 3.23 / 3.09 (1.14x / 1.38x); with ``--threads 1``
+torchvision 1.50 / 1.32, ours 3.36 / 3.30 (2.24x / 2.51x) and 1.67 / 1.65 in float32 (1.12x /
+1.25x). Earlier, on the shared CPU at a load average of about 6: ONNX Runtime 2.78x / 3.01x and
+ONNX Runtime int8 6.86x / 8.36x of torchvision.
+
+Post-processing alone (``--post-only``, three runs at a load average of 3.2 to 3.5, same
 detections in all): with one thread, ours 1.1-1.2 / 5.9-6.7 ms per batch of 1 / 8 against
 torchvision's 4.4-4.7 / 35-41 ms, 3.8-4.2x / 6.0-6.1x in wall and CPU time alike. With the
 default two threads it depends on the load: 2.1x / 10.8x wall (2.0x / 10.7x CPU) in one run,
