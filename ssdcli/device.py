@@ -76,6 +76,9 @@ def has_native_bf16(device_type: str) -> bool:
 INFERENCE_PRECISIONS = ("auto", "float32", "bf16")
 """``--precision`` values of ``ssd detect`` and ``ssd eval``."""
 
+PRECISION_NAMES = {"float32": "float32", "bf16": "bfloat16 autocast"}
+"""How commands name a resolved precision in their output."""
+
 
 def resolve_precision(precision: str, device_type: str) -> str:
     """The precision a network runs in at inference: ``"float32"`` or ``"bf16"``.

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from ssdcli import paths
 from ssdcli.cli.common import console, err_console
-from ssdcli.device import DEVICE_CHOICES, parse_device
+from ssdcli.device import DEVICE_CHOICES, PRECISION_NAMES, parse_device
 from ssdcli.errors import CheckpointError, UsageError
 
 if TYPE_CHECKING:
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 MAX_TABLES = 10
 """Up to this many images get a table each; more get one summary table."""
-
-PRECISION_NAMES = {"float32": "float32", "bf16": "bfloat16 autocast"}
 
 
 def detect_command(

@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from ssdcli.cli.common import console, err_console
+from ssdcli.device import PRECISION_NAMES
 from ssdcli.metrics.undefined import metric_text
 
 if TYPE_CHECKING:
@@ -25,9 +26,6 @@ COLUMNS = {  # per-class column key in EvalResult.per_class -> (header, mean key
     "coco": ("COCO AP", "coco_ap"),
     "coco50": ("COCO AP50", "coco_ap50"),
 }
-
-
-PRECISION_NAMES = {"float32": "float32", "bf16": "bfloat16 autocast"}
 
 
 def eval_command(

@@ -88,7 +88,7 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
     from ssdcli.viz.plots import plot_pr_curves
 
     device = parse_device(request.device)
-    resolve_precision(request.precision, device)  # a bad value fails before any work
+    resolve_precision(request.precision, device.split(":")[0])  # a bad value fails here, early
     _check_paths(request)
     checkpoint = request.checkpoint
     if checkpoint is None:
