@@ -80,6 +80,18 @@ PRECISION_NAMES = {"float32": "float32", "bf16": "bfloat16 autocast"}
 """How commands name a resolved precision in their output."""
 
 
+def check_precision(precision: str) -> str:
+    """A ``--precision`` value, normalised (``"auto"``, ``"float32"`` or ``"bf16"``).
+
+    Raises:
+        UsageError: it is none of :data:`INFERENCE_PRECISIONS` (exit code 2).
+    """
+    value = precision.strip().lower()
+    if value not in INFERENCE_PRECISIONS:
+        raise UsageError(f"--precision {precision!r}: use one of {', '.join(INFERENCE_PRECISIONS)}")
+    return value
+
+
 def resolve_precision(precision: str, device_type: str) -> str:
     """The precision a network runs in at inference: ``"float32"`` or ``"bf16"``.
 
@@ -90,9 +102,7 @@ def resolve_precision(precision: str, device_type: str) -> str:
     Raises:
         UsageError: ``precision`` is none of :data:`INFERENCE_PRECISIONS` (exit code 2).
     """
-    value = precision.strip().lower()
-    if value not in INFERENCE_PRECISIONS:
-        raise UsageError(f"--precision {precision!r}: use one of {', '.join(INFERENCE_PRECISIONS)}")
+    value = check_precision(precision)
     if value == "float32" or device_type not in ("cpu", "cuda"):
         return "float32"
     if value == "auto" and not has_native_bf16(device_type):

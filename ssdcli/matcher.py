@@ -91,8 +91,7 @@ def match(
     n_idx, p_idx, iou = pairs
     slot = rows_N[n_idx] % num_gt
     flat = rows_N[n_idx] // num_gt * num_priors + p_idx
-    key = iou.view(torch.int32).long().bitwise_left_shift_(_SLOT_BITS)
-    key.bitwise_or_(_SLOT_MASK - slot)
+    key = _packed_key(iou, slot, _SLOT_BITS)
     matched_R = torch.full((batch * num_priors,), -1, dtype=torch.long, device=device)
     matched_R.scatter_reduce_(0, flat, key, "amax")
     wins = matched_R[flat] == key
@@ -124,8 +123,8 @@ def _scan_priors(
        ground truths whose area bound reaches ``iou_threshold`` there: this finds every pair
        at or above the threshold (rule 2) while each box meets mostly priors of its own scale.
        A ground truth with such a pair has its best prior among its pairs (rule 3).
-    2. The ground truths without any (small, thin or odd-shaped boxes; usually a few per cent)
-       are scanned against every prior for their best one.
+    2. The ground truths without any (small, thin or odd-shaped boxes: 42 of the 214 random
+       boxes of ``benchmarks/bench_loss.py``) are scanned against every prior for their best one.
 
     The result is the same as a full scan of the IoU matrix.
 
@@ -169,8 +168,7 @@ def _scan_priors(
     # Rule 3 for ground truths with pairs: the best pair by one scatter-max over packed int64
     # keys (IoU bits, then inverted prior index, so equal IoUs go to the lowest index).
     n_idx, p_idx, iou = pairs
-    key = iou.view(torch.int32).long().bitwise_left_shift_(_PRIOR_BITS)
-    key.bitwise_or_(_PRIOR_MASK - p_idx)
+    key = _packed_key(iou, p_idx, _PRIOR_BITS)
     best_key_N = torch.full((num_gts,), -1, dtype=torch.long, device=device)
     best_key_N.scatter_reduce_(0, n_idx, key, "amax")
     has_pair_N = best_key_N >= 0
@@ -186,6 +184,14 @@ def _scan_priors(
         best_r, index_r = matching_iou(gts_N4[rows], priors_xyxy_P4).max(dim=1)
         best_prior_iou_N[rows], best_prior_N[rows] = best_r, index_r
     return best_prior_iou_N, best_prior_N, pairs
+
+
+def _packed_key(iou_M: Tensor, index_M: Tensor, index_bits: int) -> Tensor:
+    """int64 keys ``IoU bits << index_bits | (mask - index)``: a max over keys picks the highest
+    IoU and, among equal IoUs, the lowest index (a non-negative float32 orders like its bit
+    pattern read as an integer). Tensor[M] for IoUs and indices Tensor[M]."""
+    key_M = iou_M.view(torch.int32).long().bitwise_left_shift_(index_bits)
+    return key_M.bitwise_or_(((1 << index_bits) - 1) - index_M)
 
 
 def _areas(boxes_N4: Tensor) -> Tensor:

@@ -77,7 +77,7 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
     if request.metric is not None and request.metric not in METRICS:
         raise UsageError(f"--metric {request.metric!r}: use one of {', '.join(METRICS)}")
     from ssdcli.checkpoint.file import load_detector
-    from ssdcli.device import parse_device, resolve_precision
+    from ssdcli.device import check_precision, parse_device
     from ssdcli.evaluate.evaluator import (
         evaluate_detector,
         panel_aps,
@@ -88,7 +88,7 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
     from ssdcli.viz.plots import plot_pr_curves
 
     device = parse_device(request.device)
-    resolve_precision(request.precision, device.split(":")[0])  # a bad value fails here, early
+    check_precision(request.precision)  # a bad value fails before any work
     _check_paths(request)
     checkpoint = request.checkpoint
     if checkpoint is None:

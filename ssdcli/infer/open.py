@@ -90,11 +90,11 @@ def open_predictor(
         CheckpointError: the file cannot be read.
         UsageError: ``precision`` is not a precision, or ``bf16`` for an exported file.
     """
-    from ssdcli.device import resolve_precision
+    from ssdcli.device import check_precision
 
-    resolve_precision(precision, "cpu")  # a bad value fails before any file is opened
+    asked = check_precision(precision)  # a bad value fails before any file is opened
     fmt = model_format(path)
-    if fmt != "checkpoint" and precision.strip().lower() == "bf16":
+    if fmt != "checkpoint" and asked == "bf16":
         raise UsageError(
             f"--precision bf16 applies to checkpoints; {path} is an exported {fmt} file that "
             "runs in the precision it was exported in (use --precision auto or float32)"

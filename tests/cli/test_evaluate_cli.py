@@ -116,7 +116,7 @@ def test_eval_rejects_other_classes(files, tmp_path):
     assert "--data" in result.output and "cow" in result.output
 
 
-def test_eval_in_bf16_says_so_and_scores_alike(files, tmp_path):
+def test_eval_in_bf16_records_its_precision(files, tmp_path):
     checkpoint, manifest = files
     args = ["eval", str(checkpoint), "--data", str(manifest), "--metric", "voc", "--device", "cpu"]
     for precision in ("float32", "bf16"):
