@@ -13,6 +13,8 @@ from contextlib import AbstractContextManager, nullcontext
 from ssdcli.errors import UsageError
 
 DEVICE_CHOICES = "cpu, cuda, cuda:N, mps or auto"
+DEVICE_METAVAR = "cpu|cuda|cuda:N|mps|auto"
+"""How ``--device`` shows its choices in the help."""
 _PATTERN = re.compile(r"cpu|auto|cuda(:\d+)?|mps")
 
 
@@ -76,6 +78,8 @@ def has_native_bf16(device_type: str) -> bool:
 INFERENCE_PRECISIONS = ("auto", "float32", "bf16")
 """``--precision`` values of ``ssd detect`` and ``ssd eval``."""
 
+PRECISION_METAVAR = "|".join(INFERENCE_PRECISIONS)
+"""How ``--precision`` shows its choices in the help."""
 PRECISION_NAMES = {"float32": "float32", "bf16": "bfloat16 autocast"}
 """How commands name a resolved precision in their output."""
 

@@ -13,19 +13,27 @@ import sys
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
 from ssdcli import __version__
 from ssdcli.cli import detect, evaluate, export, inspect_priors, pipes, prepare_data, train
+from ssdcli.cli.common import err_console
+from ssdcli.cli.plain_help import PlainHelpCommand, PlainHelpMixin
 from ssdcli.errors import SsdError
 
-err_console = Console(stderr=True, soft_wrap=True)
+try:  # newer Typer carries its own copy of click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - Typer on the click package
+    from click.exceptions import ClickException
 
 
-class _ErrorMappingGroup(TyperGroup):
-    """Runs a subcommand and turns an :class:`SsdError` into one red line and its exit code."""
+class _ErrorMappingGroup(PlainHelpMixin, TyperGroup):
+    """Runs a subcommand; every error, ours or the option parser's, becomes one ``error:`` line.
+
+    :class:`SsdError` keeps its own exit code (1 data/user, 2 usage/recipe); the parser's usage
+    errors (unknown option, missing argument, bad value) exit 2 and name the command's help.
+    """
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
@@ -33,8 +41,39 @@ class _ErrorMappingGroup(TyperGroup):
         except SsdError as error:
             if _debug_enabled(ctx):
                 raise
-            err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+            print_error(str(error))
             raise typer.Exit(error.exit_code) from None
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except ClickException as error:
+            if type(error).__name__ == "NoArgsIsHelpError":  # `ssd` alone: the help, exit 2
+                error.show()
+            else:
+                print_error(_usage_error_line(error))
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            print_error("aborted")
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def print_error(message: str) -> None:
+    """One red ``error:`` line on stderr: the one prefix every failure of ``ssd`` uses."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _usage_error_line(error: ClickException) -> str:
+    """``No such option: --bogus (see 'ssd detect -h')``: the parser's message and where to look."""
+    message = error.format_message().replace("\n", " ").strip()
+    ctx = getattr(error, "ctx", None)
+    if ctx is None:
+        return message
+    usage = ctx.get_usage().removeprefix("Usage: ")
+    return f"{message} (usage: {usage}; see '{ctx.command_path} -h')"
 
 
 def _debug_enabled(ctx: typer.Context) -> bool:
@@ -72,12 +111,12 @@ def _root(
 app.callback()(_root)
 
 # Commands, one line each; every module imports torch lazily inside its function.
-app.command("inspect-priors")(inspect_priors.inspect_priors)
-app.command("prepare-data")(prepare_data.prepare_data)
-app.command("train")(train.train_command)
-app.command("eval")(evaluate.eval_command)
-app.command("detect")(detect.detect_command)
-app.command("export")(export.export_command)
+app.command("inspect-priors", cls=PlainHelpCommand)(inspect_priors.inspect_priors)
+app.command("prepare-data", cls=PlainHelpCommand)(prepare_data.prepare_data)
+app.command("train", cls=PlainHelpCommand)(train.train_command)
+app.command("eval", cls=PlainHelpCommand)(evaluate.eval_command)
+app.command("detect", cls=PlainHelpCommand)(detect.detect_command)
+app.command("export", cls=PlainHelpCommand)(export.export_command)
 
 
 def main() -> None:

@@ -17,19 +17,19 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from ssdcli.config import Recipe, load_recipe, override_recipe
+from ssdcli.console import make_console
 from ssdcli.errors import UsageError
 
-console = Console(highlight=False)  # stdout: tables, results, written paths
-err_console = Console(stderr=True, highlight=False)  # stderr: progress and notes
+console = make_console()  # stdout: tables, results, written paths
+err_console = make_console(stderr=True)  # stderr: progress, notes and errors
 
 
 def recipe_argument(default_name: str) -> Any:
     """The optional positional ``RECIPE`` argument (a YAML path or a shipped recipe name)."""
     return typer.Argument(
-        metavar="[RECIPE]",
+        metavar="RECIPE",
         show_default=False,
         help=(
             "Recipe: a YAML file or the name of a shipped recipe (voc300, voc512, coco300, ...). "

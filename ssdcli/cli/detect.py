@@ -18,7 +18,13 @@ from rich.table import Table
 
 from ssdcli import paths
 from ssdcli.cli.common import console, err_console
-from ssdcli.device import DEVICE_CHOICES, PRECISION_NAMES, parse_device
+from ssdcli.device import (
+    DEVICE_CHOICES,
+    DEVICE_METAVAR,
+    PRECISION_METAVAR,
+    PRECISION_NAMES,
+    parse_device,
+)
 from ssdcli.errors import CheckpointError, UsageError
 
 if TYPE_CHECKING:
@@ -46,10 +52,21 @@ def detect_command(
         ),
     ] = None,
     threshold: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Keep scores above this.")
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Show detections scoring above this (the model keeps down to its recipe's "
+            "postprocess.score_threshold, 0.01, for mAP).",
+        ),
     ] = 0.5,
-    nms_iou: Annotated[float, typer.Option(min=0.0, max=1.0, help="Per-class NMS IoU.")] = 0.45,
-    max_det: Annotated[int, typer.Option(min=1, help="Detections kept per image.")] = 100,
+    nms_iou: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Per-class NMS IoU. Default: the model's own."),
+    ] = None,
+    max_det: Annotated[
+        int | None, typer.Option(min=1, help="Detections kept per image. Default: the model's own.")
+    ] = None,
     classes: Annotated[
         str | None, typer.Option(metavar="A,B", help="Keep only these class names.")
     ] = None,
@@ -64,12 +81,15 @@ def detect_command(
         bool, typer.Option("--save-images/--no-save-images", help="Write annotated images/videos.")
     ] = True,
     batch: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 8,
-    device: Annotated[str, typer.Option(help=f"{DEVICE_CHOICES}.")] = "auto",
+    device: Annotated[
+        str, typer.Option(metavar=DEVICE_METAVAR, help=f"{DEVICE_CHOICES}.")
+    ] = "auto",
     stride: Annotated[int, typer.Option(min=1, help="Process every K-th video frame.")] = 1,
     precision: Annotated[
         str,
         typer.Option(
-            help="Checkpoints: auto (bfloat16 where the device runs it natively), float32 or bf16."
+            metavar=PRECISION_METAVAR,
+            help="Checkpoints: auto (bfloat16 where the device runs it natively), float32 or bf16.",
         ),
     ] = "auto",
 ) -> None:

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from ssdcli.cli.common import console, err_console
-from ssdcli.device import PRECISION_NAMES
+from ssdcli.device import DEVICE_CHOICES, DEVICE_METAVAR, PRECISION_METAVAR, PRECISION_NAMES
 from ssdcli.metrics.undefined import metric_text
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def eval_command(
     checkpoint: Annotated[
         Path | None,
         typer.Argument(
-            metavar="[CHECKPOINT]",
+            metavar="CHECKPOINT",
             show_default=False,
             help="A checkpoint written by ssd train. Default: the newest runs/*/best.pt.",
         ),
@@ -71,7 +71,9 @@ def eval_command(
         int | None,
         typer.Option("--batch", min=1, help="Images per forward pass. Default: eval.batch_size."),
     ] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "auto",
+    device: Annotated[
+        str, typer.Option(metavar=DEVICE_METAVAR, help=f"{DEVICE_CHOICES}.")
+    ] = "auto",
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -99,6 +101,7 @@ def eval_command(
     precision: Annotated[
         str,
         typer.Option(
+            metavar=PRECISION_METAVAR,
             help="float32 (the reference figures), bf16, or auto (bfloat16 where the device "
             "runs it natively, as ssd detect does by default)."
         ),

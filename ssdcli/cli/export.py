@@ -41,10 +41,15 @@ def export_command(
     dynamic_batch: Annotated[
         bool | None,
         typer.Option(
-            "--dynamic-batch/--fixed-batch", help="Any batch size, or batch 1.", show_default=False
+            "--dynamic-batch/--fixed-batch",
+            help="Any batch size, or batch 1. Default: the recipe's export.dynamic_batch (fixed).",
+            show_default=False,
         ),
     ] = None,
-    opset: Annotated[int | None, typer.Option(min=17, help="ONNX opset (>= 17).")] = None,
+    opset: Annotated[
+        int | None,
+        typer.Option(min=17, help="ONNX opset (>= 17). Default: the recipe's export.opset (17)."),
+    ] = None,
     half: Annotated[bool, typer.Option("--half", help="Run the network in float16.")] = False,
     int8: Annotated[
         bool, typer.Option("--int8", help="ONNX int8 static quantization (needs --calibration).")

@@ -41,7 +41,9 @@ def prepare_data(
         typer.Option("--out", "-o", help="Folder for manifest.json (synthetic: the data set too)."),
     ],
     format: Annotated[
-        str | None, typer.Option("--format", "-f", help="voc, coco or yolo. Default: detected.")
+        str | None, typer.Option(
+            "--format", "-f", metavar="voc|coco|yolo", help="Default: detected from the files."
+        )
     ] = None,
     images_dir: Annotated[
         Path | None,

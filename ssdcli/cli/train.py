@@ -16,7 +16,7 @@ import typer
 from ssdcli import paths
 from ssdcli.cli.common import SetOption, console, recipe_argument, resolve_recipe
 from ssdcli.config import Recipe, load_recipe
-from ssdcli.device import DEVICE_CHOICES, parse_device
+from ssdcli.device import DEVICE_CHOICES, DEVICE_METAVAR, parse_device
 from ssdcli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -43,7 +43,10 @@ def train_command(
         str | None,
         typer.Option(help="Run folder name under train.runs_dir (default: recipe name + number)."),
     ] = None,
-    device: Annotated[str, typer.Option(help=f"{DEVICE_CHOICES} (CUDA when available).")] = "auto",
+    device: Annotated[
+        str,
+        typer.Option(metavar=DEVICE_METAVAR, help=f"{DEVICE_CHOICES} (CUDA when available)."),
+    ] = "auto",
     data: Annotated[
         Path | None,
         typer.Option(

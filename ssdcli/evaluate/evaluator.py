@@ -336,11 +336,12 @@ def _progress_reporter(
         yield lambda done: None
         return
     from rich import progress as rp
-    from rich.console import Console
+
+    from ssdcli.console import make_console
 
     columns = (rp.TextColumn("evaluating"), rp.BarColumn(), rp.MofNCompleteColumn())
     times = (rp.TextColumn("images"), rp.TimeElapsedColumn(), rp.TimeRemainingColumn())
-    with rp.Progress(*columns, *times, console=Console(stderr=True), transient=True) as bar:
+    with rp.Progress(*columns, *times, console=make_console(stderr=True), transient=True) as bar:
         task = bar.add_task("eval", total=total)
         yield lambda done: bar.update(task, completed=done)
 

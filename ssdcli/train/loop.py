@@ -18,6 +18,7 @@ import torch
 from rich.console import Console
 
 from ssdcli.config import Recipe, dump_recipe
+from ssdcli.console import make_console
 from ssdcli.metrics.undefined import is_undefined
 from ssdcli.train import setup as trainsetup
 from ssdcli.train import state as trainstate
@@ -203,7 +204,7 @@ def fit(
         DataError: the data set is missing or unusable (before any model is built).
         NonFiniteLossError: the loss diverged.
     """
-    console = console or Console()
+    console = console or make_console()
     clock = CpuClock()
     parts, state = trainsetup.build_parts(recipe, Path(run_dir), device, resume, console, manifest)
     try:

@@ -84,11 +84,10 @@ def _worker(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
     )  # fmt: skip
     torch.set_num_threads(threads)
-    from rich.console import Console
-
+    from ssdcli.console import make_console
     from ssdcli.train.loop import fit
 
-    result = fit(recipe, run_dir, "cpu", resume=resume, console=Console(), manifest=manifest)
+    result = fit(recipe, run_dir, "cpu", resume=resume, console=make_console(), manifest=manifest)
     if rank == 0:
         results.put(result)
 

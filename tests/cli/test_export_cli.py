@@ -77,3 +77,40 @@ def test_usage_errors_exit_2(checkpoint, tmp_path) -> None:
     assert result.exit_code == 2 and "onnx" in result.output
     result = runner.invoke(app, ["export", str(tmp_path / "missing.pt")])
     assert result.exit_code == 1 and "missing.pt" in result.output
+
+
+def _detect_defaults(model: Path, images: Path, out: Path, *extra: str) -> tuple[list[dict], str]:
+    """``ssd detect`` with no post-processing option but a low display threshold."""
+    args = ["detect", str(images), "--model", str(model), "--out", str(out), "--no-save-images"]
+    result = runner.invoke(app, [*args, "--precision", "float32", "--threshold", "0.1", *extra])
+    assert result.exit_code == 0, result.output
+    lines = (out / "detections.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines], result.output
+
+
+def test_detect_uses_the_models_own_postprocessing(save_tiny_checkpoint, tmp_path) -> None:
+    """``ssd detect best.pt`` and ``ssd detect best.onnx`` (NMS inside) give the same detections:
+    both take NMS IoU and the detection limit from the model (the default recipe's NMS IoU is
+    0.4), and no note about ignored options appears when none was given."""
+    pytest.importorskip("onnxruntime")
+    checkpoint = save_tiny_checkpoint(tmp_path / "best.pt", CLASSES, 1, "shapes_tiny")
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (128, 128, 3), np.uint8)).save(images / f"{i}.png")
+    out_file = tmp_path / "model.onnx"
+    result = runner.invoke(app, ["export", str(checkpoint), "--format", "onnx", "--out", out_file])
+    assert result.exit_code == 0, result.output
+    expected, _ = _detect_defaults(checkpoint, images, tmp_path / "ckpt")
+    got, output = _detect_defaults(out_file, images, tmp_path / "onnx")
+    assert "ignored" not in output and "acts as" not in output
+    assert sum(len(line["detections"]) for line in expected) > 20
+    for want, have in zip(expected, got, strict=True):
+        assert len(want["detections"]) == len(have["detections"]), want["image"]
+        left = list(have["detections"])
+        for a in want["detections"]:
+            assert [b for b in left if _same(a, b)], f"no counterpart for {a} in {have['image']}"
+    # The check can fail: another NMS IoU on the checkpoint alone changes what is kept.
+    other, _ = _detect_defaults(checkpoint, images, tmp_path / "other", "--nms-iou", "0.6")
+    assert [line["detections"] for line in other] != [line["detections"] for line in expected]

@@ -25,6 +25,7 @@ LAYERS: list[list[str]] = [
         "ssdcli.recipe_io",
         "ssdcli.config",
         "ssdcli.device",
+        "ssdcli.console",
     ],
     ["ssdcli.boxes", "ssdcli.priors"],
     ["ssdcli.matcher", "ssdcli.loss", "ssdcli.nms", "ssdcli.postprocess"],
