@@ -135,3 +135,26 @@ def test_eval_usage_errors(tmp_path):
     assert result.exit_code == 2 and "--precision 'fp16'" in result.output
     result = runner.invoke(app, ["eval", str(tmp_path / "missing.pt"), "--device", "cpu"])
     assert result.exit_code == 1 and "missing.pt" in result.output
+
+
+def test_eval_table_keeps_every_number_in_a_file(tmp_path) -> None:
+    """Piped (no terminal, no COLUMNS) the all-metrics table keeps every figure that a
+    400-column terminal shows, and its title is not wrapped mid-phrase."""
+    import re
+
+    names = ["red_blood_cell_in_a_thin_smear", "white_blood_cell_of_any_kind"]
+    folder = tmp_path / "a_folder_with_a_rather_long_name_as_user_folders_often_have"
+    checkpoint = make_checkpoint(folder / "run" / "best.pt", names)
+    manifest = make_manifest(folder, names)
+    args = ["eval", str(checkpoint), "--data", str(manifest), "--metric", "all", "--device", "cpu"]
+    piped = runner.invoke(app, args, env={"COLUMNS": None})
+    wide = runner.invoke(app, args, env={"COLUMNS": "400"})
+    assert piped.exit_code == 0 and wide.exit_code == 0, piped.output
+
+    def numbers(text: str) -> list[str]:
+        return re.findall(r"\d+(?:\.\d+)?", text)
+
+    assert "…" not in piped.stdout
+    assert numbers(piped.stdout) == numbers(wide.stdout)
+    title = [line for line in wide.stdout.splitlines() if line.strip()][0].strip()
+    assert title in piped.stdout

@@ -124,3 +124,33 @@ def test_parse_cells() -> None:
     assert parse_cells(["1,2;center", "3, 4"]) == [(1, 2), None, (3, 4)]
     with pytest.raises(UsageError):
         parse_cells(["-1,2"])
+
+
+def _numbers(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"\d+(?:\.\d+)?(?:x\d+(?:\.\d+)?)?", text)
+
+
+def test_tables_keep_every_number_in_a_file(
+    tmp_path: Path, fake_measure: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Piped to a file (no terminal, no COLUMNS), the prior table and the coverage tables keep
+    every number a 400-column terminal shows; nothing is cut to an ellipsis."""
+    from ssdcli.data.records import Manifest, Record
+
+    monkeypatch.chdir(tmp_path)
+    records = [
+        Record.make(str(i), tmp_path / f"{i}.jpg", (300, 300), [[10, 10, 10 + 9 * i, 80]], [0])
+        for i in range(1, 12)
+    ]
+    manifest = Manifest(["cell"], records, {"train": list(range(11))}, source=str(tmp_path))
+    manifest_path = manifest.save(tmp_path / "manifest.json")
+    args = ["inspect-priors", "--data", str(manifest_path), "--suggest"]
+    piped = CliRunner().invoke(app, args, env={"COLUMNS": None})
+    wide = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    assert piped.exit_code == 0 and wide.exit_code == 0, piped.output
+    assert "…" not in piped.stdout
+    assert max(len(line) for line in piped.stdout.splitlines()) > 80  # wider than the fallback
+    assert _numbers(piped.stdout) == _numbers(wide.stdout)
+    assert "8732" in piped.stdout and "300x300" in piped.stdout
