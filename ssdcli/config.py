@@ -202,6 +202,10 @@ class DataConfig(_Section):
     format: Literal["voc", "coco", "yolo", "synthetic"] = "voc"  # layout of `root`
     root: str = "data/VOCdevkit"  # data set folder (synthetic: generated here on first use)
     manifest: str | None = None  # a prepared manifest.json; None = read `root` directly
+    # Written by `ssd train` (with root and manifest made absolute): the same paths relative to
+    # the run folder, tried when the absolute ones are gone (a project moved with its runs).
+    root_from_run: str | None = None
+    manifest_from_run: str | None = None
     class_names: list[str] | None = None  # foreground names in label order; None = from the data
     train_split: str = "trainval"  # split used for training
     val_split: str = "test"  # split evaluated during training

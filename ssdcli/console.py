@@ -20,6 +20,11 @@ FILE_WIDTH = 1000
 class OutputConsole(Console):
     """A :class:`rich.console.Console` that is :data:`FILE_WIDTH` wide when not on a terminal."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if kwargs.get("width") is None:
+            self._width = None  # Rich froze COLUMNS at construction; read it when laying out
+
     @property  # type: ignore[override]
     def size(self) -> ConsoleDimensions:
         dimensions = Console.size.fget(self)  # type: ignore[attr-defined]

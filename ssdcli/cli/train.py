@@ -78,10 +78,14 @@ def train_command(
 
     # The data set first (no torch yet): a missing path fails in a second, before a run folder
     # or a model exists. The synthetic set is generated here on first use.
-    from ssdcli.data.manifest import build_manifest
+    from ssdcli.config import override_recipe
+    from ssdcli.data.manifest import anchor_data_paths, build_manifest
 
     if manifest is None:
         manifest = build_manifest(cfg.data)
+    if resume is None:  # the run records where its data is: eval works from any folder
+        anchored = {k: v for k, v in anchor_data_paths(cfg.data, run_dir).items() if v is not None}
+        cfg = override_recipe(cfg, anchored, source="the data paths of this run")
 
     # Before torch loads OpenMP: idle threads sleep instead of spinning. Spinning costs little on
     # an idle machine but slows small-kernel CPU training several-fold when cores are shared

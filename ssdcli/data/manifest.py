@@ -8,6 +8,7 @@ generated there on first use).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,13 +60,63 @@ def prepare_synthetic(out: str | Path, images: int, size: int, seed: int) -> Man
     return manifest
 
 
-def build_manifest(data_cfg: DataConfig) -> Manifest:
+def anchor_data_paths(data_cfg: DataConfig, run_dir: Path) -> dict[str, str | None]:
+    """Recipe values that pin a run's data where training found it (``ssd train`` stores them).
+
+    ``data.root`` and ``data.manifest`` become absolute, and ``data.root_from_run`` /
+    ``data.manifest_from_run`` hold the same paths relative to ``run_dir``, so that the run's
+    checkpoint evaluates from any folder, copied anywhere, or with the whole project moved.
+
+    Returns:
+        ``{dotted key: value}`` for :func:`ssdcli.config.override_recipe`.
+    """
+    run_abs = os.path.abspath(run_dir)
+    values: dict[str, str | None] = {}
+    for key in ("root", "manifest"):
+        value = getattr(data_cfg, key)
+        absolute = os.path.abspath(value) if value else None
+        values[f"data.{key}"] = absolute
+        values[f"data.{key}_from_run"] = os.path.relpath(absolute, run_abs) if absolute else None
+    return values
+
+
+def data_path_candidates(value: str, from_run: str | None, run_dir: Path | None) -> list[Path]:
+    """Where a recipe's data path may be, most trusted first: the path as stored (absolute since
+    training stores it so; a relative one is read from the current folder), then the same path
+    relative to the run folder (a moved project)."""
+    candidates = [Path(value)]
+    if run_dir is not None and from_run:
+        candidates.append(Path(os.path.normpath(Path(run_dir) / from_run)))
+    if run_dir is not None and not Path(value).is_absolute():
+        candidates.append(Path(os.path.normpath(Path(run_dir) / value)))
+    return list(dict.fromkeys(candidates))
+
+
+def locate_data(data_cfg: DataConfig, run_dir: Path | None) -> DataConfig:
+    """``data_cfg`` with ``root`` and ``manifest`` pointing at the first candidate that exists
+    (:func:`data_path_candidates`); a path found nowhere stays as stored, for the error."""
+    update = {}
+    for key in ("root", "manifest"):
+        value = getattr(data_cfg, key)
+        if not value:
+            continue
+        candidates = data_path_candidates(value, getattr(data_cfg, f"{key}_from_run"), run_dir)
+        found = next((path for path in candidates if path.exists()), None)
+        if found is not None and str(found) != value:
+            update[key] = str(found)
+    return data_cfg.model_copy(update=update) if update else data_cfg
+
+
+def build_manifest(data_cfg: DataConfig, generate: bool = True) -> Manifest:
     """The manifest that a recipe's ``data`` section describes.
 
     Args:
         data_cfg: the recipe's ``DataConfig`` (or any object with the same attributes: ``format``,
             ``root``, ``manifest``, ``class_names``, ``synthetic_images``, ``synthetic_size``,
             ``synthetic_seed``).
+        generate: make the synthetic set when it is missing. Only ``ssd train`` and
+            ``ssd prepare-data synthetic`` generate data; every other command passes False and
+            gets an error naming the folder and the command that makes it.
 
     Returns:
         A :class:`Manifest`, relabelled to ``data_cfg.class_names`` when those are given.
@@ -76,6 +127,14 @@ def build_manifest(data_cfg: DataConfig) -> Manifest:
     if data_cfg.manifest:
         manifest = Manifest.load(data_cfg.manifest)
     elif data_cfg.format == "synthetic":
+        if not generate and not Path(data_cfg.root).exists():
+            raise DataError(
+                f"the synthetic data set {data_cfg.root} is not there (the model was trained on "
+                "it); fix: make it with `ssd prepare-data synthetic --out "
+                f"{data_cfg.root} --images {data_cfg.synthetic_images} --size "
+                f"{data_cfg.synthetic_size} --seed {data_cfg.synthetic_seed}`, or pass --data "
+                "MANIFEST"
+            )
         manifest = prepare_synthetic(
             data_cfg.root,
             data_cfg.synthetic_images,
@@ -97,7 +156,6 @@ def build_manifest(data_cfg: DataConfig) -> Manifest:
     if data_cfg.class_names and list(data_cfg.class_names) != manifest.class_names:
         manifest = relabel(manifest, data_cfg.class_names)
     return manifest
-
 
 
 def relabel(manifest: Manifest, class_names: Sequence[str]) -> Manifest:

@@ -154,7 +154,7 @@ class Manifest:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(_to_json(self), encoding="utf-8")
+        tmp.write_text(_to_json(self, path.parent), encoding="utf-8")
         os.replace(tmp, path)
         return path
 
@@ -171,7 +171,7 @@ class Manifest:
             )
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-            return _from_json(raw)
+            return _from_json(raw, path.parent)
         except json.JSONDecodeError as error:
             raise DataError(
                 f"{path}:{error.lineno}: malformed manifest JSON ({error.msg})"
@@ -184,11 +184,15 @@ class Manifest:
 
 
 def _rel(path: str, source: str) -> str:
-    """``path`` relative to ``source`` when it lies inside it (keeps manifests short)."""
+    """``path`` relative to ``source`` when it lies inside it (keeps manifests short), else
+    absolute; ``source`` is absolute."""
+    absolute = os.path.abspath(path)
+    if not source:
+        return absolute
     try:
-        return Path(path).relative_to(source).as_posix()
+        return Path(absolute).relative_to(source).as_posix()
     except ValueError:
-        return path
+        return absolute
 
 
 def _record_json(record: Record, source: str) -> str:
@@ -205,12 +209,20 @@ def _record_json(record: Record, source: str) -> str:
     return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
 
 
-def _to_json(manifest: Manifest) -> str:
-    """One header block, then one line per record and per problem (readable, diff-friendly)."""
+def _to_json(manifest: Manifest, folder: Path) -> str:
+    """One header block, then one line per record and per problem (readable, diff-friendly).
+
+    ``source`` is written absolute (the manifest reads the same from any working folder) and
+    relative to the manifest's ``folder`` (``source_from_manifest``: found again when the data
+    and the manifest moved together)."""
+    source = os.path.abspath(manifest.source) if manifest.source else manifest.source
     head = {
         "manifest_version": MANIFEST_VERSION,
         "format": manifest.format,
-        "source": manifest.source,
+        "source": source,
+        "source_from_manifest": os.path.relpath(source, os.path.abspath(folder))
+        if source
+        else None,
         "class_names": manifest.class_names,
         "category_ids": manifest.category_ids,
         "splits": {name: manifest.splits[name] for name in sorted(manifest.splits)},
@@ -228,7 +240,7 @@ def _to_json(manifest: Manifest) -> str:
     lines.append(
         ' "problems": [' + ("\n  " + ",\n  ".join(problems) + "\n " if problems else "") + "],"
     )
-    records = [_record_json(r, manifest.source) for r in manifest.records]
+    records = [_record_json(r, source) for r in manifest.records]
     lines.append(
         ' "records": [' + ("\n  " + ",\n  ".join(records) + "\n " if records else "") + "]"
     )
@@ -236,10 +248,13 @@ def _to_json(manifest: Manifest) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _from_json(raw: dict) -> Manifest:
+def _from_json(raw: dict, folder: Path) -> Manifest:
     if raw["manifest_version"] != MANIFEST_VERSION:
         raise ValueError(f"manifest_version {raw['manifest_version']} != {MANIFEST_VERSION}")
     source = raw["source"]
+    beside = raw.get("source_from_manifest")
+    if source and beside and not Path(source).exists() and (folder / beside).exists():
+        source = os.path.normpath(folder / beside)  # data and manifest moved together
     records = [
         Record.make(
             item["id"],

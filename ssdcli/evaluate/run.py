@@ -96,7 +96,7 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
         log(f"checkpoint: {checkpoint} (the newest runs/*/best.pt)")
     loaded = load_detector(checkpoint, device=device)
     recipe = loaded.recipe
-    manifest = _open_manifest(request.data, recipe)
+    manifest = _open_manifest(request.data, recipe, checkpoint.parent)
     if list(manifest.class_names) != list(loaded.class_names):
         raise EvalError(
             f"{checkpoint} detects {loaded.class_names} but the data set {manifest.source} has "
@@ -138,10 +138,12 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
     return outcome
 
 
-def _open_manifest(data: Path | None, recipe: Recipe) -> Manifest:
-    from ssdcli.data.manifest import build_manifest
+def _open_manifest(data: Path | None, recipe: Recipe, run_dir: Path) -> Manifest:
+    """``--data``, else the data the checkpoint was trained on, found where training found it
+    (or beside its run folder); never generated here."""
+    from ssdcli.data.manifest import build_manifest, locate_data
     from ssdcli.data.records import Manifest
 
     if data is not None:
         return Manifest.load(data)
-    return build_manifest(recipe.data)
+    return build_manifest(locate_data(recipe.data, run_dir), generate=False)

@@ -154,7 +154,7 @@ def export_model(
         from ssdcli.export.quantize import load_calibration
 
         load_calibration(Path(calibration), info.class_names)  # fail early on a wrong manifest
-    images = sample_images(calibration or _recipe_manifest(loaded))
+    images = sample_images(calibration or _recipe_manifest(loaded, checkpoint.parent))
     float_tmp = _temp_path(target, "float" if int8 else "export")
     try:
         log(f"exporting {checkpoint} to {fmt} ({form}{', float16' if half else ''})")
@@ -190,9 +190,11 @@ def export_model(
     return ExportResult(target, fmt, form, target.stat().st_size, report, int8_report)
 
 
-def _recipe_manifest(loaded: LoadedDetector) -> Path | None:
+def _recipe_manifest(loaded: LoadedDetector, run_dir: Path) -> Path | None:
     """The manifest of the checkpoint's training data, when it is on this machine."""
-    data = loaded.recipe.data
+    from ssdcli.data.manifest import locate_data
+
+    data = locate_data(loaded.recipe.data, run_dir)
     for candidate in (data.manifest, Path(data.root) / "manifest.json"):
         if candidate and Path(candidate).is_file():
             return Path(candidate)

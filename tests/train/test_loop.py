@@ -86,7 +86,29 @@ def test_non_finite_loss_stops_with_a_message(tmp_path: Path, monkeypatch) -> No
     assert load_checkpoint(run_dir / "last.pt")["iteration"] == 2  # last good one kept
 
 
-def test_ctrl_c_saves_and_reports_interrupted(tmp_path: Path, monkeypatch) -> None:
+def _custom_handler(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    "starting_handler",
+    [signal.default_int_handler, signal.SIG_IGN, _custom_handler],
+    ids=["python-default", "ignored-as-in-a-background-job", "custom"],
+)
+def test_ctrl_c_saves_and_reports_interrupted(
+    tmp_path: Path, monkeypatch, starting_handler
+) -> None:
+    """Ctrl-C stops after the step and saves; ``fit`` then puts back the SIGINT handler it
+    found, whatever it was (a background job starts with SIGINT ignored)."""
+    found = signal.signal(signal.SIGINT, starting_handler)
+    try:
+        _ctrl_c_run(tmp_path, monkeypatch)
+        assert signal.getsignal(signal.SIGINT) is starting_handler  # handler restored
+    finally:
+        signal.signal(signal.SIGINT, found)
+
+
+def _ctrl_c_run(tmp_path: Path, monkeypatch) -> None:
     real_step = train_module.train_step
 
     def interrupting_step(parts, state, batch):
@@ -99,7 +121,6 @@ def test_ctrl_c_saves_and_reports_interrupted(tmp_path: Path, monkeypatch) -> No
     result = fit(tiny_recipe(tmp_path, eval_every=100), run_dir, device="cpu", console=_quiet())
     assert result.interrupted and result.iteration == 4
     assert load_checkpoint(run_dir / "last.pt")["iteration"] == 4
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 
 
 def test_second_ctrl_c_raises_at_once() -> None:
