@@ -155,6 +155,7 @@ def detect_command(
             save_json=save_json,
             on_result=on_result,
             on_problem=_print_problem,
+            on_warning=_print_warning,
         )
     _print_summary(summary, show_tables)
     if problems or summary.problems:
@@ -190,6 +191,14 @@ def _run_name(sources: list[str]) -> str:
 def _print_problem(problem: Any) -> None:
     err_console.print(
         f"[bold red]skipped:[/] {escape(str(problem))}", highlight=False, soft_wrap=True
+    )
+
+
+def _print_warning(warning: Any) -> None:
+    err_console.print(
+        f"[yellow]warning:[/] {escape(str(warning))} (detections cover what could be decoded)",
+        highlight=False,
+        soft_wrap=True,
     )
 
 

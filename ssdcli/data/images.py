@@ -9,6 +9,13 @@ does not decode every pixel. ``load_image`` decodes very large images at a reduc
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -172,3 +179,49 @@ class ImageFinder:
             if key in self._by_stem:
                 return self._by_stem[key]
         return None
+
+
+@dataclass
+class DecoderMessages:
+    """What the native decoders (libjpeg, libpng, OpenCV) printed while one file was read."""
+
+    text: str = ""
+
+    def summary(self) -> str | None:
+        """The messages on one line (``Premature end of JPEG file``), None when there were none;
+        OpenCV's own ``[ WARN:...]`` prefixes are left out."""
+        lines = []
+        for line in self.text.splitlines():
+            line = re.sub(r"^\[\s*WARN:[^\]]*\]\s*", "", line.strip())
+            if line and line not in lines:
+                lines.append(line)
+        return "; ".join(lines) or None
+
+
+@contextmanager
+def decoder_messages() -> Iterator[DecoderMessages]:
+    """Catches what native decoders write to the process's stderr (file descriptor 2).
+
+    libjpeg prints ``Premature end of JPEG file`` for a truncated JPEG straight to the
+    terminal, under any progress bar; inside this block it is kept instead, so the caller can
+    report it once, as a warning naming the file. Python's own ``sys.stderr`` writes made in the
+    block are caught too, so keep the block to the decoding call. Not for threads that decode
+    at the same time (file descriptor 2 belongs to the whole process).
+    """
+    captured = DecoderMessages()
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable stderr: nothing to catch
+        yield captured
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.text = sink.read().decode("utf-8", "replace")
+

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ssdcli.data.coco import looks_like_coco, read_coco, read_coco_files
 from ssdcli.data.flatvoc import flat_voc_folders, read_flat_voc
+from ssdcli.data.images import is_image_file
 from ssdcli.data.records import MANIFEST_NAME, Manifest
 from ssdcli.data.splitfolders import (
     SPLIT_FOLDER_NAMES,
@@ -118,13 +119,62 @@ def detect_layout(path: Path, format: str | None = None) -> Layout:
             layout.name != "split-folders" or format is None or format in _split_formats(path)
         ):
             return layout
-    looked = "; ".join(
-        layout.looks_like for layout in LAYOUTS if format is None or format in layout.formats
+    raise UsageError(_no_layout_message(path, format))
+
+
+def _no_layout_message(path: Path, format: str | None) -> str:
+    """Why no layout fits, in the order a user checks: images without any labels; data of
+    another format than ``--format``; else what was looked for."""
+    images = _count_images(path)
+    annotations = any(
+        p.suffix.lower() in (".xml", ".json", ".txt", ".yaml") and p.name != MANIFEST_NAME
+        for p in _shallow_files(path)
     )
-    raise UsageError(
+    if images and not annotations:
+        return (
+            f"{path}: {images} image{'s' if images != 1 else ''} found but no annotations "
+            "(no VOC .xml, COCO .json, YOLO labels/*.txt or data.yaml); fix: export the labels "
+            "with the images, or point at the folder that holds them"
+        )
+    if format is not None:
+        looked = "; ".join(layout.looks_like for layout in LAYOUTS if format in layout.formats)
+        other = next((layout for layout in LAYOUTS if layout.matches(path)), None)
+        if other is not None and other.formats:
+            kinds = sorted(_split_formats(path)) if other.name == "split-folders" else []
+            found = f"split folders of {kinds[0]} data" if kinds else other.looks_like
+            return (
+                f"{path} is not {format} data (looked for {looked}): it looks like {found}; "
+                f"fix: use --format {kinds[0] if kinds else other.formats[0]} (data.format in a "
+                "recipe) or leave it out"
+            )
+        return (
+            f"no {format} data set in {path}: looked for {looked}; fix: point at the data set's "
+            "folder or file"
+        )
+    looked = "; ".join(layout.looks_like for layout in LAYOUTS)
+    return (
         f"cannot tell the layout of {path}: looked for {looked}; fix: point at the data set's "
-        f"folder or file, or add --format voc, coco or yolo (data.format in a recipe)"
+        "folder or file, or add --format voc, coco or yolo (data.format in a recipe)"
     )
+
+
+def _shallow_files(folder: Path, depth: int = 2) -> list[Path]:
+    """Files in ``folder`` and its sub-folders down to ``depth`` levels (hidden ones skipped)."""
+    found: list[Path] = []
+    level = [folder]
+    for _ in range(depth + 1):
+        below: list[Path] = []
+        for current in level:
+            for entry in sorted(current.iterdir()):
+                if entry.name.startswith("."):
+                    continue
+                (below if entry.is_dir() else found).append(entry)
+        level = below
+    return found
+
+
+def _count_images(folder: Path) -> int:
+    return sum(1 for p in _shallow_files(folder) if is_image_file(p))
 
 
 def open_dataset(

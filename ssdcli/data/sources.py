@@ -22,7 +22,7 @@ from typing import Literal, TextIO
 
 import numpy as np
 
-from ssdcli.data.images import IMAGE_SUFFIXES, MAX_DECODE_SIDE, load_image
+from ssdcli.data.images import IMAGE_SUFFIXES, MAX_DECODE_SIDE, decoder_messages, load_image
 from ssdcli.errors import DataError
 
 VIDEO_SUFFIXES = frozenset(
@@ -75,6 +75,7 @@ class Frame:
     index: int | None
     image_rgb: np.ndarray
     size_hw: tuple[int, int]
+    decoder_warning: str | None = None
 
     @property
     def name(self) -> str:
@@ -204,8 +205,17 @@ def iter_frames(
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     if item.kind == "image":
-        image, size_hw = load_image(item.path, max_side)
-        yield Frame(item, None, image, size_hw)
+        with decoder_messages() as messages:
+            try:
+                image, size_hw = load_image(item.path, max_side)
+            except DataError:
+                if not item.path.is_file():
+                    raise
+                raise DataError(
+                    f"{item.path} cannot be decoded (corrupt, truncated or not an image); "
+                    "skipped, the other inputs go on"
+                ) from None
+        yield Frame(item, None, image, size_hw, messages.summary())
         return
     import cv2
 

@@ -47,6 +47,8 @@ class DetectSummary:
         frames: images and video frames processed; videos: videos among the sources.
         detections: detections kept; per_class: their count per class name.
         problems: sources that could not be read (one line each).
+        warnings: images read with a decoder warning (a truncated JPEG: detections cover what
+            decoded); they do not change the exit code.
         written: annotated images/videos and JSON files written.
         seconds: wall time of the run.
     """
@@ -57,6 +59,7 @@ class DetectSummary:
     detections: int = 0
     per_class: Counter = field(default_factory=Counter)
     problems: list[SourceProblem] = field(default_factory=list)
+    warnings: list[SourceProblem] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -217,6 +220,7 @@ def run_detect(
     on_result: Callable[[FrameResult], None] | None = None,
     on_problem: Callable[[SourceProblem], None] | None = None,
     max_side: int | None = None,
+    on_warning: Callable[[SourceProblem], None] | None = None,
 ) -> DetectSummary:
     """Detect objects in every item, in batches of ``predictor.batch_size`` frames.
 
@@ -230,6 +234,8 @@ def run_detect(
         on_result: called after each frame (tables, progress).
         on_problem: called for each source that cannot be read (the run continues).
         max_side: decode images whose longer side exceeds this at a reduced size.
+        on_warning: called once for each image whose decoder printed a warning (the message
+            is caught, not left on the terminal).
     """
     from ssdcli.data.images import MAX_DECODE_SIDE
 
@@ -245,6 +251,7 @@ def run_detect(
             summary,
             on_problem,
             outputs,
+            on_warning,
         ):
             found = predictor.predict([f.image_rgb for f in frames], [f.size_hw for f in frames])
             for frame, det in zip(frames, found, strict=True):
@@ -272,6 +279,7 @@ def _batched_frames(
     summary: DetectSummary,
     on_problem: Callable[[SourceProblem], None] | None,
     outputs: _Outputs,
+    on_warning: Callable[[SourceProblem], None] | None = None,
 ) -> Iterator[list[Frame]]:
     """Frames grouped into batches; images batch across files, a video's frames within it."""
     pending: list[Frame] = []
@@ -298,10 +306,17 @@ def _batched_frames(
             outputs.close_video()
             continue
         try:
-            pending.extend(iter_frames(item, stride, max_side))
+            frames = list(iter_frames(item, stride, max_side))
         except DataError as error:
             _problem(summary, on_problem, item, error)
             continue
+        for frame in frames:
+            if frame.decoder_warning:
+                warning = SourceProblem(str(item.path), f"decoder: {frame.decoder_warning}")
+                summary.warnings.append(warning)
+                if on_warning is not None:
+                    on_warning(warning)
+        pending.extend(frames)
         if len(pending) >= batch_size:
             yield pending
             pending = []

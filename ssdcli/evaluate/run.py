@@ -104,6 +104,12 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
             "(--data MANIFEST)"
         )
     split = request.split or recipe.data.test_split
+    if request.split is not None and manifest.resolve_split(split) is None:
+        known = sorted(manifest.splits)
+        raise UsageError(
+            f"--split {split!r}: the data set {manifest.source} has no such split; fix: use "
+            f"one of --split {', '.join(known) or '(none)'}"
+        )
     metric = request.metric or recipe.eval.metric
     result = evaluate_detector(
         loaded.detector,

@@ -131,3 +131,32 @@ def test_missing_source_only(checkpoint: Path, tmp_path: Path) -> None:
         app, ["detect", str(tmp_path / "nothing.jpg"), "--model", str(checkpoint)]
     )
     assert result.exit_code == 1 and "nothing.jpg" in result.output
+
+
+def test_truncated_jpeg_is_one_warning_line_and_a_corrupt_file_is_skipped(
+    checkpoint: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """libjpeg's "Premature end of JPEG file" does not leak to the terminal: it comes back once,
+    as a warning naming the file; a file that cannot be decoded is skipped with detect's words
+    (nothing about a data set)."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    ok, encoded = cv2.imencode(".jpg", rng.integers(0, 256, (120, 160, 3), np.uint8))
+    assert ok
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(encoded.tobytes()[: len(encoded) * 2 // 3])
+    corrupt = tmp_path / "junk.jpg"
+    corrupt.write_bytes(b"not a picture at all")
+    args = ["detect", str(truncated), str(corrupt), "--model", str(checkpoint)]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "out"), "--no-save-images"])
+    native = capfd.readouterr()
+    assert result.exit_code == 1, result.output  # the corrupt file counts as a problem
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "cut.jpg" in warnings[0]
+    assert "Premature end of JPEG file" in warnings[0]
+    assert "Premature end" not in native.err + native.out
+    skipped = [line for line in result.output.splitlines() if "junk.jpg" in line]
+    assert skipped and "cannot be decoded" in skipped[0] and "data set" not in skipped[0]
+    lines = _lines(tmp_path / "out" / "detections.jsonl")
+    assert [Path(line["image"]).name for line in lines] == ["cut.jpg"]

@@ -158,3 +158,13 @@ def test_eval_table_keeps_every_number_in_a_file(tmp_path) -> None:
     assert numbers(piped.stdout) == numbers(wide.stdout)
     title = [line for line in wide.stdout.splitlines() if line.strip()][0].strip()
     assert title in piped.stdout
+
+
+def test_unknown_split_lists_the_datas_splits(files) -> None:
+    checkpoint, manifest = files
+    args = ["eval", str(checkpoint), "--data", str(manifest), "--split", "foo", "--device", "cpu"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    line = result.output.strip()
+    assert line.startswith("error: --split 'foo'") and "test, val" in line
+    assert "data.test_split" not in line and "data.train_split" not in line

@@ -245,3 +245,23 @@ def test_a_manifest_is_read_as_written(tmp_path: Path) -> None:
     saved = manifest.save(tmp_path / "m" / "manifest.json")
     for source in (saved, saved.parent):
         assert open_dataset(source).splits == {"only": [0, 1, 2]}  # never re-split
+
+
+def test_images_without_annotations_are_counted_and_named(tmp_path: Path) -> None:
+    for i in range(5):
+        write_image(tmp_path / "photos" / f"p{i}.jpg", 40, 60, seed=i)
+    with pytest.raises(UsageError) as error:
+        open_dataset(tmp_path / "photos")
+    message = str(error.value)
+    assert "5 images found but no annotations" in message
+    assert len(message) < 300 and "\n" not in message
+
+
+def test_a_format_given_is_not_suggested_again(tmp_path: Path) -> None:
+    """``--format voc`` on COCO split folders names what the data is and the format to use."""
+    root = write_split_folders(tmp_path / "export", "coco")
+    with pytest.raises(UsageError) as error:
+        open_dataset(root, "voc")
+    message = str(error.value)
+    assert "add --format voc" not in message
+    assert "is not voc data" in message and "--format coco" in message
