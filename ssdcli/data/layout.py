@@ -21,6 +21,7 @@ A data set without splits of its own (or with one) gets train/val/test made here
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,9 +219,9 @@ def open_dataset(
     if images_dir is not None and not Path(images_dir).is_dir():
         raise DataError(f"images folder {images_dir} does not exist; fix: check --images-dir")
     if path.is_file() and path.suffix.lower() == ".json" and format is None and _is_manifest(path):
-        return _prepared(Manifest.load(path), splits)
+        return _prepared(Manifest.load(path), splits, path)
     if path.is_dir() and detect_layout(path, format).name == "manifest":
-        return _prepared(Manifest.load(path / MANIFEST_NAME), splits)
+        return _prepared(Manifest.load(path / MANIFEST_NAME), splits, path)
     manifest = _read(path, format, images_dir, class_names, decode)
     if needs_splits(manifest) and not _single_named_split(manifest, splits):
         make_splits(manifest, val, test, seed)
@@ -230,12 +231,45 @@ def open_dataset(
     note = eval_split_note(manifest.splits)
     if note:
         manifest.notes.append(note)
-    return _prepared(manifest, splits)
+    return _prepared(manifest, splits, path)
 
 
-def _prepared(manifest: Manifest, splits: Sequence[str] | None) -> Manifest:
-    """A manifest as written (never re-split), cut down to ``splits`` when given."""
-    return keep_splits(manifest, splits) if splits else manifest
+def _prepared(manifest: Manifest, splits: Sequence[str] | None, path: Path) -> Manifest:
+    """A manifest as written (never re-split), cut down to ``splits`` when given.
+
+    Raises:
+        DataError: nothing was read, or a split asked for lists no image (names the list file).
+    """
+    source = Path(manifest.source or path)
+    for split in splits or ():
+        found = manifest.resolve_split(split)
+        if (found is None or not manifest.splits[found]) and _empty_list(source, split):
+            raise DataError(f"split {split!r} of {source} is empty: {_empty_list(source, split)}")
+    kept = keep_splits(manifest, splits) if splits else manifest
+    if not kept.records:
+        kinds = Counter(problem.kind for problem in manifest.problems)
+        found = ", ".join(f"{count} {kind}" for kind, count in kinds.most_common())
+        first = f", first: {manifest.problems[0].message}" if manifest.problems else ""
+        raise DataError(
+            f"no image was read from {_listing_file(path)} ({found or 'nothing listed'}{first}); fix: check "
+            "that the annotations name images that exist (--images-dir for COCO and VOC)"
+        )
+    return kept
+
+
+def _listing_file(path: Path) -> Path:
+    """The file that lists a data set's images: ``data.yaml`` of a YOLO folder, else ``path``."""
+    return path / "data.yaml" if path.is_dir() and (path / "data.yaml").is_file() else path
+
+
+def _empty_list(source: Path, split: str) -> str | None:
+    """The VOC list file that names a split but no image, with the fix; None when there is no
+    such file (a split that does not exist at all gets the split list from ``keep_splits``)."""
+    folder = source if source.is_dir() else source.parent
+    for listing in sorted(folder.glob(f"**/ImageSets/Main/{split}.txt")):
+        if not listing.read_text(errors="replace").strip():
+            return f"{listing} lists no image; fix: list the image ids in it, or choose another --split"
+    return None
 
 
 def _single_named_split(manifest: Manifest, wanted: Sequence[str] | None) -> bool:

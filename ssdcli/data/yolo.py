@@ -202,7 +202,25 @@ def read_yolo_data(
                 records.append(record)
             indices.append(position[image_path])
         split_indices[split] = sorted(set(indices))
+    if "test" in split_keys and not data.get("test"):
+        _note_unnamed_test_folder(origin, root, log)
     return Manifest(names, records, split_indices, None, str(root), "yolo", log.problems, log.notes)
+
+
+def _note_unnamed_test_folder(origin: Path, root: Path, log: ProblemLog) -> None:
+    """Exporters often leave ``test:`` out of data.yaml although a ``test/`` folder with images
+    and labels sits beside ``train/``: say so rather than leave it silently unread."""
+    for folder in dict.fromkeys((origin.parent / "test", root / "test")):
+        images = folder / "images"
+        if images.is_dir() and (folder / "labels").is_dir():
+            count = sum(1 for p in images.iterdir() if p.is_file() and not p.name.startswith("."))
+            if count:
+                log.notes.append(
+                    f"{folder} holds {count} images with labels but {origin.name} names no "
+                    f"'test' split, so it is not read; add 'test: {folder.name}/images' to "
+                    f"{origin} to evaluate on it"
+                )
+                return
 
 
 def _read_one(

@@ -149,8 +149,9 @@ def test_coco_file_names_resolve_against_images_dir(tmp_path: Path) -> None:
     elsewhere = tmp_path / "pictures"
     for stem, (height, width, _) in IMAGES.items():
         write_image(elsewhere / f"{stem}.jpg", height, width, seed=ord(stem))
-    missing = open_dataset(root / "labels.json", splits=None)
-    assert {p.kind for p in missing.problems} == {"missing_image"}
+    with pytest.raises(DataError, match="missing_image") as nothing_read:  # not an empty manifest
+        open_dataset(root / "labels.json", splits=None)
+    assert "--images-dir" in str(nothing_read.value)
     manifest = open_dataset(root / "labels.json", images_dir=elsewhere)
     assert _by_stem(manifest) == EXPECTED  # the image without annotations kept as a negative
 
@@ -265,3 +266,24 @@ def test_a_format_given_is_not_suggested_again(tmp_path: Path) -> None:
     message = str(error.value)
     assert "add --format voc" not in message
     assert "is not voc data" in message and "--format coco" in message
+
+
+def test_an_empty_voc_split_list_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    root = WRITERS["voc-devkit"](tmp_path / "voc")
+    listing = next(root.glob("**/ImageSets/Main/train.txt"))
+    listing.write_text("")
+    with pytest.raises(DataError) as error:
+        open_dataset(root, format="voc", splits=["train"])
+    assert "split 'train'" in str(error.value) and str(listing) in str(error.value)
+
+
+def test_a_test_folder_that_data_yaml_does_not_name_is_noted(tmp_path: Path) -> None:
+    root = write_yolo_yaml(tmp_path / "y")
+    text = (root / "data.yaml").read_text().replace("test: test/images\n", "")
+    (root / "data.yaml").write_text(text)
+    manifest = open_dataset(root)
+    assert "test" not in manifest.splits
+    notes = [note for note in manifest.notes if "names no 'test' split" in note]
+    assert len(notes) == 1 and "test: test/images" in notes[0]
+    complete = open_dataset(write_yolo_yaml(tmp_path / "z"))  # named: nothing to say
+    assert not any("names no 'test' split" in note for note in complete.notes)
