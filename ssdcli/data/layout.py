@@ -251,8 +251,8 @@ def _prepared(manifest: Manifest, splits: Sequence[str] | None, path: Path) -> M
         found = ", ".join(f"{count} {kind}" for kind, count in kinds.most_common())
         first = f", first: {manifest.problems[0].message}" if manifest.problems else ""
         raise DataError(
-            f"no image was read from {_listing_file(path)} ({found or 'nothing listed'}{first}); fix: check "
-            "that the annotations name images that exist (--images-dir for COCO and VOC)"
+            f"no image was read from {_listing_file(path)} ({found or 'nothing listed'}{first}); "
+            "fix: check that the annotations name images that exist (--images-dir for COCO, VOC)"
         )
     return kept
 
@@ -268,7 +268,7 @@ def _empty_list(source: Path, split: str) -> str | None:
     folder = source if source.is_dir() else source.parent
     for listing in sorted(folder.glob(f"**/ImageSets/Main/{split}.txt")):
         if not listing.read_text(errors="replace").strip():
-            return f"{listing} lists no image; fix: list the image ids in it, or choose another --split"
+            return f"{listing} lists no image; fix: list image ids in it, or choose another --split"
     return None
 
 
