@@ -181,11 +181,24 @@ def _class_indices(text: str, class_names: list[str]) -> list[int]:
 
 
 def _run_name(sources: list[str]) -> str:
-    first = sources[0] if sources else "detect"
-    if first == "-":
-        return "stdin"
-    stem = Path(first.rstrip("/")).stem
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem) or "detect"
+    """The output folder's name: the first input that exists (a missing one names nothing),
+    a glob by the folder it searches (``imgs/*.jpg`` -> ``imgs``), stdin as ``stdin``."""
+    for source in sources:
+        if source == "-":
+            return "stdin"
+        parts = Path(source.rstrip("/")).parts
+        wild = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), None)
+        if wild is not None:
+            base = Path(*parts[:wild]) if wild else Path.cwd()
+            name = base.resolve().name
+        elif Path(source).exists():
+            name = Path(source).resolve().stem
+        else:
+            continue
+        cleaned = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name).strip("_")
+        if cleaned:
+            return cleaned
+    return "detect"
 
 
 def _print_problem(problem: Any) -> None:

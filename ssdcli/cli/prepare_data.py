@@ -97,8 +97,16 @@ def prepare_data(
     ] = None,
     plots: Annotated[
         bool,
-        typer.Option("--plots", help="Write DIR/labels.png: label statistics (300x300 input)."),
+        typer.Option("--plots", help="Write DIR/labels.png: label statistics at --input-size."),
     ] = False,
+    input_size: Annotated[
+        int,
+        typer.Option(
+            min=32,
+            help="Square network input that --plots measures boxes in (384: what "
+            "ssd train --data trains at).",
+        ),
+    ] = 384,
     max_problems: Annotated[
         int, typer.Option(help="Problems listed per kind (all are in manifest.json).")
     ] = 20,
@@ -138,7 +146,9 @@ def prepare_data(
     if plots:
         from ssdcli.viz.labels import write_label_plots
 
-        labels_png = write_label_plots(manifest.records, manifest.class_names, out / "labels.png")
+        labels_png = write_label_plots(
+            manifest.records, manifest.class_names, out / "labels.png", (input_size, input_size)
+        )
         _say(f"wrote {escape(str(labels_png))} (label statistics)")
 
 

@@ -74,7 +74,7 @@ def train_one_epoch(parts: TrainParts, state: LoopState, loader: Any, epoch: int
         window.cls += cls
         window.steps += 1
         window.images += parts.global_batch
-        stats = _window_stats(parts, window, box, cls)
+        stats = _window_stats(parts, window)
         parts.progress.update(state.iteration, epoch, stats)
         if state.iteration % cfg.log_every == 0 or state.iteration == parts.total_iterations:
             _log_window(parts, state, epoch, window)
@@ -94,8 +94,11 @@ def train_one_epoch(parts: TrainParts, state: LoopState, loader: Any, epoch: int
     return False
 
 
-def _window_stats(parts: TrainParts, window: _Window, box: float, cls: float) -> dict[str, float]:
+def _window_stats(parts: TrainParts, window: _Window) -> dict[str, float]:
+    """What the progress line shows: losses averaged over the log window so far, the same
+    numbers ``metrics.csv`` and the summary's final loss record at the window's end."""
     seconds = max(time.perf_counter() - window.t0, 1e-9)
+    box, cls = window.box / window.steps, window.cls / window.steps
     return {
         "loss": box + cls,
         "box_loss": box,

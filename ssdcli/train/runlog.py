@@ -206,7 +206,7 @@ def run_summary(
         )
     _, losses = log.series("loss")
     if losses:
-        rows["final loss"] = f"{losses[-1]:.4f}"
+        rows["final loss"] = f"{losses[-1]:.4f} (mean of the last log window, as its console line)"
     if result.best_metric is not None:
         rows[f"best {best_metric_name}"] = (
             f"{metric_text(result.best_metric)} @ iteration {result.best_iteration}"

@@ -133,6 +133,8 @@ def build_parts(
     )  # fmt: skip
     state = LoopState()
     start = trainstate.restore_last(parts, state) if resume else None
+    if start is not None and info.is_main:
+        console.print(f"resumed from iteration {start} of {total} ({run_dir / 'last.pt'})")
     # The log writers need the resumed iteration, so they join the parts last.
     parts = replace(
         parts,

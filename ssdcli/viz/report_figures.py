@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,9 +27,18 @@ def ap_bars(class_names: Sequence[str], aps: Mapping[str, np.ndarray]) -> bytes:
     ax.set_xlim(0, 1)
     ax.set_xlabel("AP", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    legend_above(ax, len(aps))
     figure.tight_layout()
     return png_bytes(figure)
+
+
+def legend_above(ax: Any, columns: int) -> Any:
+    """The legend in one row above the plot, never over a bar (a legend inside the axes hid
+    the last class's bars)."""
+    return ax.legend(
+        fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=max(columns, 1),
+        frameon=False, borderaxespad=0.2,
+    )  # fmt: skip
 
 
 def confusion_heatmaps(
@@ -77,7 +87,7 @@ def fp_kind_bars(fp_kinds: np.ndarray, class_names: Sequence[str], kinds: Sequen
     ax.invert_yaxis()
     ax.tick_params(labelsize=7 if len(class_names) <= 30 else 4)
     ax.set_xlabel("false positives", fontsize=8)
-    ax.legend(fontsize=7, loc="lower right")
+    legend_above(ax, len(kinds))
     ax.grid(axis="x", alpha=0.3)
     figure.tight_layout()
     return png_bytes(figure)

@@ -160,3 +160,18 @@ def test_truncated_jpeg_is_one_warning_line_and_a_corrupt_file_is_skipped(
     assert skipped and "cannot be decoded" in skipped[0] and "data set" not in skipped[0]
     lines = _lines(tmp_path / "out" / "detections.jsonl")
     assert [Path(line["image"]).name for line in lines] == ["cut.jpg"]
+
+
+def test_output_folder_is_named_after_an_input_that_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ssdcli.cli.detect import _run_name
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "imgs").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "imgs" / "street.v2.jpg")
+    assert _run_name(["imgs/*.jpg"]) == "imgs"  # not "_"
+    assert _run_name(["nothere.jpg", "imgs/street.v2.jpg"]) == "street_v2"  # not "nothere"
+    assert _run_name(["imgs/"]) == "imgs"
+    assert _run_name(["-"]) == "stdin"
+    assert _run_name(["nothere.jpg"]) == "detect"

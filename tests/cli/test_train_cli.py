@@ -80,6 +80,7 @@ def test_ctrl_c_exits_130_and_resume_finishes(tiny_yaml: Path, monkeypatch) -> N
     resumed = runner.invoke(app, ["train", "--resume", "runs/r", "--device", "cpu"])
     assert resumed.exit_code == 0, resumed.output
     assert "6/6" in resumed.output
+    assert "resumed from iteration 2 of 6" in resumed.output
 
 
 def test_resume_rejects_a_recipe_argument(tiny_yaml: Path) -> None:
@@ -155,3 +156,16 @@ def test_train_data_refuses_resume_and_a_missing_folder(tmp_path, monkeypatch) -
     assert not Path("runs").exists()
     both = runner.invoke(app, ["train", "--data", str(tmp_path), "--resume", "runs/x"])
     assert both.exit_code == 2 and "drop --data" in both.output
+
+
+def test_last_console_line_and_summary_show_the_same_loss(tiny_yaml: Path) -> None:
+    """Both are the mean over the last log window (log_every 2): no unexplained difference."""
+    import re
+
+    result = runner.invoke(app, ["train", str(tiny_yaml), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    last_line = [line for line in result.output.splitlines() if line.startswith("iter 6/6")][-1]
+    shown = float(re.search(r"\bloss (\d+\.\d+)", last_line).group(1))
+    summary = float(re.search(r"final loss\s+│?\s*(\d+\.\d+)", result.output).group(1))
+    assert abs(shown - summary) <= 0.0005 + 1e-9
+    assert "mean of the last log window" in result.output

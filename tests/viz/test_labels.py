@@ -55,3 +55,30 @@ def test_write_label_plots_and_prepare_data_plots(tmp_path: Path) -> None:
     image = cv2.imread(str(out / "labels.png"))
     assert image is not None and image.shape[0] > 300
     assert "labels.png (label statistics)" in result.output
+
+
+def test_prepare_data_plots_use_the_input_size(tmp_path: Path, monkeypatch) -> None:
+    """``--plots`` measures boxes at the input ``ssd train --data`` uses (384), or as asked."""
+    import ssdcli.viz.labels as labels_module
+
+    sizes = []
+    monkeypatch.setattr(
+        labels_module,
+        "write_label_plots",
+        lambda records, names, out, size_hw: sizes.append(size_hw) or out,
+    )
+    out = tmp_path / "shapes"
+    args = [
+        "prepare-data",
+        "synthetic",
+        "--out",
+        str(out),
+        "--images",
+        "12",
+        "--size",
+        "64",
+        "--plots",
+    ]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert CliRunner().invoke(app, [*args, "--input-size", "512"]).exit_code == 0
+    assert sizes == [(384, 384), (512, 512)]

@@ -52,3 +52,26 @@ def test_line_plots_from_csv_with_sparse_columns(tmp_path):
 def test_line_plots_from_columns(tmp_path):
     out = plot_curves({"iteration": [0, 1, 2], "loss": [3.0, None, 1.0]}, tmp_path / "l.png")
     assert png_size(out) == (420, 300)
+
+
+def test_report_bar_legends_sit_above_the_bars() -> None:
+    """The AP and false-positive bar legends lie outside the plot area, so no bar is hidden."""
+    import numpy as np
+
+    from ssdcli.viz.figures import new_figure
+    from ssdcli.viz.report_figures import legend_above
+
+    figure = new_figure(7.5, 3.0)
+    ax = figure.subplots()
+    names = ["a", "b", "c"]
+    for k, label in enumerate(("VOC07 AP50", "VOC AP50", "COCO AP")):
+        ax.barh(np.arange(3) + 0.25 * k, [0.9, 0.95, 1.0], 0.25, label=label)
+    ax.set_yticks(np.arange(3), names)
+    ax.invert_yaxis()
+    legend = legend_above(ax, 3)
+    figure.tight_layout()
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    box, plot = legend.get_window_extent(renderer), ax.get_window_extent(renderer)
+    assert box.y0 >= plot.y1 - 1  # above the axes, not over the bars
+    assert box.y1 <= figure.bbox.y1 + 1  # and still inside the picture
