@@ -44,7 +44,7 @@ class Predictor(BasePredictor):
         precision: ``"auto"`` (default: bfloat16 autocast where the device runs it natively,
             float32 elsewhere), ``"float32"`` or ``"bf16"``; resolved once, kept in
             ``self.precision``. bfloat16 scores differ from float32 ones by well under 1%
-            (``benchmarks/bench_detect.py`` prints both paths' speed; the README gives both
+            (``benchmarks/bench_detect.py`` prints both paths' speed; docs/results.md gives both
             accuracies).
     """
 
