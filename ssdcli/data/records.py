@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ssdcli.atomic import write_text_atomic
 from ssdcli.errors import DataError
 
 MANIFEST_VERSION = 1
@@ -152,11 +153,7 @@ class Manifest:
     def save(self, path: str | Path) -> Path:
         """Writes the manifest as JSON atomically (temp name in the same folder, then rename)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(_to_json(self, path.parent), encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return write_text_atomic(path, _to_json(self, path.parent))
 
     @classmethod
     def load(cls, path: str | Path) -> Manifest:

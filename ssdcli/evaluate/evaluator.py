@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ssdcli.atomic import write_text_atomic
 from ssdcli.errors import EvalError
 from ssdcli.metrics import METRICS
 from ssdcli.metrics.coco import (
@@ -362,15 +363,10 @@ def write_coco_results(result: EvalResult, path: str | Path) -> Path:
 
 def _write_json(path: str | Path, data: Any, indent: int | None = 2) -> Path:
     """JSON written atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     text = json.dumps(
         data, indent=indent, separators=None if indent else (",", ":"), allow_nan=False
     )
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, text + "\n")
 
 
 PER_CLASS_HEADERS = {

@@ -11,7 +11,6 @@ embedded as a data URI: the file can be mailed or opened offline, no server, no 
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ssdcli.atomic import write_text_atomic
 from ssdcli.evaluate import html as h
 from ssdcli.metrics import analysis as an
 from ssdcli.metrics.gallery import confident_false_positives, worst_images
@@ -220,11 +220,7 @@ def write_report(request: ReportRequest, out_html: str | Path) -> Report:
             _labels_section(request),
             _run_section(request, folder),
         ]
-    path = Path(out_html)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(h.page(request.title, sections), encoding="utf-8")
-    os.replace(tmp, path)
+    path = write_text_atomic(out_html, h.page(request.title, sections))
     return Report(path, analysis)
 
 

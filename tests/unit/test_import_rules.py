@@ -26,6 +26,7 @@ LAYERS: list[list[str]] = [
         "ssdcli.config",
         "ssdcli.device",
         "ssdcli.console",
+        "ssdcli.atomic",
     ],
     ["ssdcli.boxes", "ssdcli.priors"],
     ["ssdcli.matcher", "ssdcli.loss", "ssdcli.nms", "ssdcli.postprocess"],
