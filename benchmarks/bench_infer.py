@@ -13,13 +13,13 @@ largest output difference, relative to the largest output, is printed). Both hav
 * ``ours eager``: ``model(x)`` under ``torch.no_grad``;
 * ``ours inference_mode``: the same under ``torch.inference_mode``;
 * ``ours channels_last``: plus channels-last memory;
-* ``ours fused``: ``ssdcli.model.inference.optimize_for_inference`` (channels-last, batch
+* ``ours fused``: ``ssdcli.model.fused_copy.optimize_for_inference`` (channels-last, batch
   norms folded, each convolution + activation one oneDNN primitive with pre-packed weights).
 
 * ``ours channels_last bf16``: channels-last under bfloat16 autocast.
 
 ``Predictor`` runs in float32 ``ours channels_last`` or ``ours fused`` depending on the batch
-size (``ssdcli.infer.paths.choose_path``), and by default (``precision="auto"``) ``ours
+size (``ssdcli.infer.network_copy.choose_path``), and by default (``precision="auto"``) ``ours
 channels_last bf16`` where the CPU runs bfloat16 natively; the row it runs by default is marked
 "(predictor)", the float32 one "(predictor, float32)". The ceiling is measured in both
 precisions (a float32 and a bfloat16 matmul), and each predictor path is given as a share of
@@ -51,10 +51,10 @@ from torchvision.models.detection import ssd300_vgg16, ssdlite320_mobilenet_v3_l
 
 from ssdcli.config import Recipe, override_recipe
 from ssdcli.device import resolve_precision
-from ssdcli.infer.paths import choose_path
+from ssdcli.infer.network_copy import choose_path
 from ssdcli.model import build_detector
+from ssdcli.model.fused_copy import optimize_for_inference
 from ssdcli.model.importers import import_torchvision
-from ssdcli.model.inference import optimize_for_inference
 
 NUM_K = 21  # 20 classes + background in both networks (VOC), so both heads do the same work
 MODELS = {

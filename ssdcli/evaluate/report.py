@@ -137,7 +137,7 @@ def _errors_section(result: EvalResult, analysis: an.ErrorAnalysis, explicit: bo
 
 def _gallery_section(request: ReportRequest, analysis: an.ErrorAnalysis) -> str:
     from ssdcli.data.images import read_image_rgb
-    from ssdcli.viz.errors import STYLE_LEGEND, crop_around, draw_matched
+    from ssdcli.viz.matched_boxes import STYLE_LEGEND, crop_around, draw_matched
 
     result, records = request.result, request.records
     figures = []

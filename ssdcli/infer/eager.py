@@ -36,9 +36,9 @@ class Predictor(BasePredictor):
             recipe's ``postprocess`` section.
         batch_size: images per forward pass.
         classes: keep only these labels (0..C-1).
-        optimize: run a copy made by ``ssdcli.model.inference.optimize_for_inference``:
+        optimize: run a copy made by ``ssdcli.model.fused_copy.optimize_for_inference``:
             channels-last, and on the CPU from ``FUSED_MIN_BATCH`` images per batch also folded
-            batch norms and fused conv + activation (:func:`ssdcli.infer.paths.choose_path`,
+            batch norms and fused conv + activation (:func:`ssdcli.infer.network_copy.choose_path`,
             chosen per batch size by ``benchmarks/bench_infer.py``); each copy is made on first
             use. Same outputs within float32 rounding.
         precision: ``"auto"`` (default: bfloat16 autocast where the device runs it natively,
@@ -100,8 +100,8 @@ class Predictor(BasePredictor):
 
     def path_for(self, batch: int) -> str:
         """The network copy a batch of ``batch`` images runs on: ``"eager"`` (``optimize`` off),
-        ``"channels_last"`` or ``"fused"`` (see :mod:`ssdcli.infer.paths`)."""
-        from ssdcli.infer.paths import choose_path
+        ``"channels_last"`` or ``"fused"`` (see :mod:`ssdcli.infer.network_copy`)."""
+        from ssdcli.infer.network_copy import choose_path
 
         if not self.optimize:
             return "eager"
@@ -113,7 +113,7 @@ class Predictor(BasePredictor):
         if path == "eager":
             return self.model
         if path not in self._copies:
-            from ssdcli.model.inference import optimize_for_inference
+            from ssdcli.model.fused_copy import optimize_for_inference
 
             self._copies[path] = optimize_for_inference(
                 self.model, self.device, fuse=path == "fused"

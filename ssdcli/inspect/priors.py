@@ -74,7 +74,7 @@ def run_inspect(request: PriorsRequest, console: Console) -> Path:
     path = draw_priors(request.out, size_hw, groups, image_rgb=image_rgb, title=title)
     console.print(f"wrote {path}", markup=False, soft_wrap=True)
     if request.data is not None:
-        from ssdcli.inspect.coverage import report_coverage
+        from ssdcli.inspect.coverage_report import report_coverage
 
         out = request.out
         coverage_png = out.with_name(f"{out.stem}_coverage.png")

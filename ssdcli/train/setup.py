@@ -88,7 +88,7 @@ def build_parts(
         The run's parts and its loop state (at 0, or where ``last.pt`` left off).
     """
     from ssdcli.boxes import BoxCoder
-    from ssdcli.checkpoint.init import resolve_init_recipe
+    from ssdcli.checkpoint.starting_weights import resolve_init_recipe
     from ssdcli.data.manifest import build_manifest
     from ssdcli.loss import MultiBoxLoss
 
@@ -159,7 +159,7 @@ def _build_model(
         ``(detector, train_model)``: ``train_model`` wraps ``detector.model`` in DDP when
         distributed and in ``torch.compile`` when the recipe asks.
     """
-    from ssdcli.checkpoint.init import initialize_from
+    from ssdcli.checkpoint.starting_weights import initialize_from
     from ssdcli.model import build_detector
 
     detector = build_detector(recipe, num_classes=len(manifest.class_names))

@@ -73,7 +73,7 @@ def prediction_grid(
     """
     from ssdcli.data.images import read_image_rgb
     from ssdcli.viz.draw import make_grid
-    from ssdcli.viz.errors import draw_matched
+    from ssdcli.viz.matched_boxes import draw_matched
 
     threshold = an.f1_curve(records, result.detections).threshold
     tiles = []

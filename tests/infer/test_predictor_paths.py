@@ -1,4 +1,4 @@
-"""The eager predictor's choice of network copy per batch size (ssdcli.infer.paths)."""
+"""The eager predictor's choice of network copy per batch size (ssdcli.infer.network_copy)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import torch
 
 from ssdcli.config import recipe_from_dict
 from ssdcli.infer.eager import Predictor
-from ssdcli.infer.paths import FUSED_MIN_BATCH, choose_path
+from ssdcli.infer.network_copy import FUSED_MIN_BATCH, choose_path
 from ssdcli.model import build_detector
-from ssdcli.model.inference import FusedConv2d
+from ssdcli.model.fused_copy import FusedConv2d
 
 TINY = {
     "model": {"backbone": "tiny", "size_hw": [64, 64], "width": 0.25},

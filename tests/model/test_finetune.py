@@ -7,7 +7,7 @@ import torch
 from torchvision.models.detection import ssdlite320_mobilenet_v3_large
 
 from ssdcli.checkpoint.file import make_payload, save_checkpoint
-from ssdcli.checkpoint.init import initialize_from, resolve_init_recipe
+from ssdcli.checkpoint.starting_weights import initialize_from, resolve_init_recipe
 from ssdcli.config import Recipe, load_recipe, override_recipe, recipe_to_dict
 from ssdcli.errors import CheckpointError, RecipeError
 from ssdcli.model import build_detector
@@ -118,7 +118,7 @@ def test_torchvision_coco_weights_into_4_classes(tmp_path):
 
 def test_import_to_checkpoint_gives_a_self_describing_file(tmp_path):
     from ssdcli.checkpoint.file import load_detector
-    from ssdcli.checkpoint.init import import_to_checkpoint
+    from ssdcli.checkpoint.starting_weights import import_to_checkpoint
 
     with torch.device("meta"):
         tv = ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)

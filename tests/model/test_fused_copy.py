@@ -8,8 +8,8 @@ from torch import nn
 
 from ssdcli.config import Recipe, override_recipe
 from ssdcli.model import build_detector
-from ssdcli.model import inference as inference_module
-from ssdcli.model.inference import FusedConv2d, InferenceModel, optimize_for_inference
+from ssdcli.model import fused_copy as fused_copy_module
+from ssdcli.model.fused_copy import FusedConv2d, InferenceModel, optimize_for_inference
 
 CASES = {
     # conv + BN + ReLU and separable layers
@@ -70,7 +70,7 @@ def test_disagreeing_fused_op_falls_back_to_channels_last(monkeypatch):
     monkeypatch.setattr(FusedConv2d, "forward", lambda self, x: original(self, x) + 1.0)
     fast = optimize_for_inference(model)
     assert not any(isinstance(m, FusedConv2d) for m in fast.modules())
-    assert inference_module.optimize_for_inference(model, fuse=False, channels_last=False) is model
+    assert fused_copy_module.optimize_for_inference(model, fuse=False, channels_last=False) is model
     images = torch.randn(1, 3, 128, 128)
     with torch.inference_mode():
         assert all(

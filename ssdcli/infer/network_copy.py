@@ -1,7 +1,7 @@
 """Which copy of the network the eager predictor runs, by batch size and thread count.
 
 Two copies compute the same function (within float32 rounding), from
-:func:`ssdcli.model.inference.optimize_for_inference`:
+:func:`ssdcli.model.fused_copy.optimize_for_inference`:
 
 * ``"channels_last"``: the network with channels-last memory (oneDNN convolutions skip a layout
   reorder of every activation);
