@@ -9,14 +9,11 @@ Two copies compute the same function (within float32 rounding), from
   primitive with weights packed once.
 
 ``benchmarks/bench_infer.py`` (SSD300, CPU) decides where each pays, and prints the path the
-predictor takes. Measured: at batch 1 the fused copy ran at 0.62x (2 threads) / 0.63x (1 thread)
-of torchvision where the channels-last copy ran at 1.20x (the packed-weight convolutions are
-tuned for batched inputs; a single image leaves their blocked layout idle); at batch 8 the fused
-copy was the faster one (1.32x median / 1.41x best of torchvision against 1.32x / 1.22x
-channels-last, 2 threads). On a shared 2-core host the two were within noise of each other at
-batch 1 (1.03x / 1.09x fused, 1.07x / 1.08x channels-last), so channels-last loses nothing
-there. Hence: channels-last below ``FUSED_MIN_BATCH`` images, fused from there on; off the CPU
-(no fusion there) always channels-last.
+predictor takes (figures in ``docs/benchmarks.md``): at batch 1 the packed-weight convolutions
+of the fused copy leave their blocked layout idle (0.62x of torchvision where channels-last ran
+at 1.20x); from batch 8 on the fused copy is the faster one. Hence: channels-last below
+``FUSED_MIN_BATCH`` images, fused from there on; off the CPU (no fusion there) always
+channels-last.
 
 In bfloat16 (``--precision bf16``, or ``auto`` on a CPU with native bf16) the channels-last copy
 runs under autocast at every batch size: the fused copy's packed weights are float32 only, and

@@ -5,28 +5,12 @@ Built from a layout of (kind, channels, stride) layers, ``kind`` being ``"conv"`
 space-to-depth, then a 3x3 conv + BN + ReLU). Two stages give the first two levels (output stride
 8 and 16); extra layers halve the map down to 1x1 at 256 px.
 
-The layout was chosen by measurement, speed first (``benchmarks/tiny_backbone_search.py``:
-256x256, batch 16, 5 classes, training steps on a shared 2-core CPU). Against all-plain
-convolutions (0.68M parameters, 0.46 GFLOP/image) and all-separable layers (0.18M, 0.09 GFLOP),
-plain convolutions up to stride 8 then separable ones trained fastest (47 images per CPU-second
-single-threaded against 38 and 42). Depthwise convolutions on few channels at high resolution
-cost more time than their FLOPs suggest on CPU, hence the plain stem. Plain 3x3 heads cost little
-at these widths.
-
-Then accuracy: on the synthetic shapes (6000 images, batch 16, 2800 iterations, VOC07
-mAP@0.5 on 900 validation images), one separable layer at stride 8 reached 0.777, three 0.813,
-five 0.783. The stride-8 level carries the smallest shapes (10-30 px), whose class is what the
-shallow version got wrong (their boxes were found; cross/star/triangle were confused). A
-top-down (FPN-style) sum of the stride-16 map into the stride-8 one gave no gain (0.757 against
-0.755 at 2400 iterations on the smaller set) and is not used; nor did a fourth separable layer
-(VOC area mAP 0.875 against 0.879, ``shapes_tiny`` with ``object_balance: 1``).
-
-The stem: a profile of a batch-8 training step showed a third of its time in the first two
-layers, mostly batch norm and ReLU over the 16-channel map at half the input resolution. The
-``s2d`` stem (space-to-depth, then one 3x3 conv to 32 channels at stride 4) never builds that map:
-the whole forward + backward is ~20% faster, and ``shapes_tiny`` went from VOC area mAP 0.866 to
-0.879 (VOC07 0.822 to 0.832) in the same 4400 iterations (0.859 in a second run with another
-random initialisation: differences under ~0.02 between single runs are noise here).
+The layout was chosen by measurement on a 2-core CPU (``benchmarks/tiny_backbone_search.py``;
+the figures are in ``docs/results.md``): plain convolutions up to stride 8, then separable ones,
+trained fastest (depthwise convolutions on few channels at high resolution cost more time than
+their FLOPs suggest on CPU); three separable layers at stride 8 were the most accurate on the
+shapes; the ``s2d`` stem makes a training step about 20% faster than two plain stem layers. A
+top-down (FPN-style) sum gave no gain there and is not used.
 """
 
 from __future__ import annotations

@@ -6,24 +6,8 @@ store on 127.0.0.1, exactly as ``torchrun --nproc-per-node N -m ssdcli train`` w
 the same ``fit``, each rank a share of every global batch, rank 0 logging, evaluating and
 writing checkpoints. Each process runs ``cores / processes`` torch threads.
 
-Measured on a quiet 2-core AVX-512 host (load average under 2), ``shapes_tiny`` for 300-400
-iterations without evaluation, median images/s of the 50-step windows:
-
-* one process, 2 threads: 75 (float32), 85 (``train.amp: bf16``), 1.98 cores busy; with one
-  thread, 56 at batch 8 and 49 at batch 4;
-* two processes, 1 thread each, the same global batch of 8 (4 per process, batch-norm statistics
-  per process): 72 (float32), 87 (bf16). Two *independent* one-thread runs of the full recipe
-  side by side did 57-65 (bf16) and 43-51 (float32) images/s, so the loss is in the lock-step:
-  every step waits for the slower process, a batch of 4 runs less efficiently than one of 8,
-  and the two loader workers compete with the two training processes for the two cores;
-* two processes at twice the global batch (8 per process): 88 (float32), 113 (bf16), but the
-  recipe at batch 16 for half the iterations (same images seen) reached VOC area mAP 0.884
-  against 0.90-0.91 at batch 8;
-* synchronised batch norm costs several gloo all-reduces per step (0.6x of one process on a
-  loaded host).
-
-So ``train.processes`` stays 1 by default: no setting that keeps the recipe's accuracy beat one
-process with two threads.
+It stays off by default (``train.processes: 1``): on a 2-core CPU no setting that kept the
+recipe's accuracy beat one process with two threads (measurements in ``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
