@@ -111,9 +111,19 @@ def eval_command(
     from ssdcli.evaluate.run import EvalRequest, run_evaluation
 
     request = EvalRequest(
-        checkpoint, data, split, metric, json_path, save_detections, batch, device, plot,
-        report, report_threshold, precision,
-    )  # fmt: skip
+        checkpoint=checkpoint,
+        data=data,
+        split=split,
+        metric=metric,
+        json_path=json_path,
+        save_detections=save_detections,
+        batch=batch,
+        device=device,
+        plot=plot,
+        report=report,
+        report_threshold=report_threshold,
+        precision=precision,
+    )
     outcome = run_evaluation(request, log=console.print)
     result, split = outcome.result, outcome.split
     console.print(results_table(result, f"{outcome.checkpoint} on split '{split}'"))

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ssdcli.data.records import Manifest
     from ssdcli.evaluate.evaluator import EvalResult
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EvalRequest:
     """What ``ssd eval`` was asked (None = the checkpoint recipe's setting)."""
 
