@@ -76,7 +76,11 @@ def has_native_bf16(device_type: str) -> bool:
 INFERENCE_PRECISIONS = ("auto", "float32", "bf16")
 """``--precision`` values of ``ssd detect`` and ``ssd eval``."""
 
-PRECISION_NAMES = {"float32": "float32", "bf16": "bfloat16 autocast"}
+PRECISION_NAMES = {
+    "float32": "float32",
+    "bf16": "bfloat16 autocast",
+    "exported": "the exported file's precision",
+}
 """How commands name a resolved precision in their output."""
 
 
