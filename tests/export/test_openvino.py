@@ -122,3 +122,38 @@ def test_tiny_channels_keep_float32_outputs(checkpoint, tmp_path) -> None:
         cls_logits.shape[1],
         4,
     )
+
+
+def test_openvino_int8_quantizes_the_network_only_and_reports_map(checkpoint, tmp_path) -> None:
+    pytest.importorskip("nncf", reason="nncf is not installed: pip install 'ssdcli[openvino]'")
+    from ssdcli.data.manifest import prepare_synthetic
+
+    prepare_synthetic(tmp_path / "shapes", 16, 128, 0)
+    out = tmp_path / "model.int8.xml"
+    result = export_model(
+        checkpoint,
+        out,
+        fmt="openvino",
+        int8=True,
+        calibration=tmp_path / "shapes" / "manifest.json",
+        calibration_images=4,
+    )
+    report = result.int8
+    assert out.is_file() and out.with_suffix(".bin").is_file() and report is not None
+    assert report.calibration_images == 4 and report.images > 0
+    for value in (report.float_map07, report.int8_map07, report.float_map, report.int8_map):
+        assert 0.0 <= value <= 1.0
+    assert report.verify is not None and report.verify.detections > 0
+    model = ov.Core().read_model(str(out))
+    kinds = [op.get_type_name() for op in model.get_ordered_ops()]
+    assert kinds.count("FakeQuantize") > 5  # the convolutions' inputs and weights
+    # Nothing after the head outputs is quantized: NMS and decoding read float32 tensors.
+    from ssdcli.export.openvino_int8 import post_network_ops
+
+    post = set(post_network_ops(model))
+    assert post and not any(
+        op.get_type_name() == "FakeQuantize" and op.get_friendly_name() in post
+        for op in model.get_ordered_ops()
+    )
+    predictor = open_predictor(out)
+    assert predictor.info.extra["int8"] is True and predictor.info.form == "nms"
