@@ -154,7 +154,11 @@ def export_model(
             "pass --raw"
         )
     with_nms = (cfg.with_nms and fmt != "tflite") if with_nms is None else with_nms
-    dynamic_batch = cfg.dynamic_batch if dynamic_batch is None else dynamic_batch
+    if fmt == "tflite" and dynamic_batch:
+        raise UsageError("--format tflite takes one image per call; drop --dynamic-batch")
+    dynamic_batch = (
+        cfg.dynamic_batch and fmt != "tflite" if dynamic_batch is None else dynamic_batch
+    )
     opset = int(opset or max(cfg.opset, MIN_OPSET))
     _check_options(fmt, opset, half, int8, calibration)
     _require_packages(fmt, int8)
