@@ -18,7 +18,16 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from ssdcli import __version__
-from ssdcli.cli import detect, evaluate, export, inspect_priors, pipes, prepare_data, train
+from ssdcli.cli import (
+    benchmark,
+    detect,
+    evaluate,
+    export,
+    inspect_priors,
+    pipes,
+    prepare_data,
+    train,
+)
 from ssdcli.errors import SsdError
 
 err_console = Console(stderr=True, soft_wrap=True)
@@ -78,6 +87,7 @@ app.command("train")(train.train_command)
 app.command("eval")(evaluate.eval_command)
 app.command("detect")(detect.detect_command)
 app.command("export")(export.export_command)
+app.command("benchmark")(benchmark.benchmark_command)
 
 
 def main() -> None:
