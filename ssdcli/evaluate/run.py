@@ -100,7 +100,7 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
         log(f"checkpoint: {checkpoint} (the newest runs/*/best.pt)")
     from ssdcli.infer.open import model_format
 
-    if model_format(checkpoint) != "checkpoint":
+    if Path(checkpoint).is_file() and model_format(checkpoint) != "checkpoint":
         return _evaluate_exported(request, checkpoint, device)
     loaded = load_detector(checkpoint, device=device)
     recipe = loaded.recipe
