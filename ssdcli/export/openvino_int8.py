@@ -11,6 +11,8 @@ mAP@0.5 (VOC07 11-point and VOC area) reported side by side
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,7 +76,9 @@ def quantize_ir(model: Any, info: ModelInfo, image_paths: list[str]) -> Any:
     preprocess = BasePredictor(info).preprocess
     dataset = nncf.Dataset(image_paths, lambda path: preprocess([read_image_rgb(path)]))
     ignored = nncf.IgnoredScope(names=post_network_ops(model), validate=False)
-    return nncf.quantize(model, dataset, subset_size=len(image_paths), ignored_scope=ignored)
+    # NNCF draws its progress bars on stdout, where the command's own results go.
+    with contextlib.redirect_stdout(sys.stderr):
+        return nncf.quantize(model, dataset, subset_size=len(image_paths), ignored_scope=ignored)
 
 
 def export_openvino_int8(
