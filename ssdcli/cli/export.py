@@ -1,7 +1,8 @@
-"""``ssd export``: a checkpoint -> ONNX or TorchScript, verified against the checkpoint.
+"""``ssd export``: a checkpoint -> ONNX, TorchScript, OpenVINO or TFLite, verified against the
+checkpoint.
 
-torch, onnx and onnxruntime are imported inside the command only (``pip install ssdcli[export]``
-provides the last two).
+torch and the format's packages are imported inside the command only (``ssdcli[export]``,
+``ssdcli[openvino]``, ``ssdcli[tflite]`` provide them).
 """
 
 from __future__ import annotations

@@ -138,7 +138,9 @@ def export_model(
         log: receives one line per step.
 
     Raises:
-        UsageError: incompatible options (int8 without a manifest or with TorchScript, opset < 17).
+        UsageError: incompatible options (int8 without a manifest or with TorchScript or
+            TFLite, opset < 17, TFLite with NMS, a dynamic batch or half, an OpenVINO ``out``
+            that is not ``.xml``).
         ExportError: a missing package (onnx, onnxruntime, openvino, nncf, litert-torch), a
             failing export, or a file outside tolerance (the file is removed).
     """
