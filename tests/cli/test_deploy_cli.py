@@ -102,7 +102,7 @@ def test_export_then_detect_and_eval_the_file(tmp_path, shapes, save_tiny_checkp
         assert got_metrics["metrics"][key] == pytest.approx(ref_metrics["metrics"][key], abs=1e-3)
 
 
-def test_eval_of_an_exported_file_needs_data(tmp_path, save_tiny_checkpoint) -> None:
+def test_eval_of_an_exported_openvino_file_needs_data(tmp_path, save_tiny_checkpoint) -> None:
     _need("openvino")
     checkpoint = save_tiny_checkpoint(tmp_path / "best.pt", CLASSES, seed=3)
     assert runner.invoke(app, ["export", str(checkpoint), "--format", "openvino"]).exit_code == 0
