@@ -80,7 +80,11 @@ INFERENCE_PRECISIONS = ("auto", "float32", "bf16")
 
 PRECISION_METAVAR = "|".join(INFERENCE_PRECISIONS)
 """How ``--precision`` shows its choices in the help."""
-PRECISION_NAMES = {"float32": "float32", "bf16": "bfloat16 autocast"}
+PRECISION_NAMES = {
+    "float32": "float32",
+    "bf16": "bfloat16 autocast",
+    "exported": "the exported file's precision",
+}
 """How commands name a resolved precision in their output."""
 
 

@@ -17,7 +17,16 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from ssdcli import __version__
-from ssdcli.cli import detect, evaluate, export, inspect_priors, pipes, prepare_data, train
+from ssdcli.cli import (
+    benchmark,
+    detect,
+    evaluate,
+    export,
+    inspect_priors,
+    pipes,
+    prepare_data,
+    train,
+)
 from ssdcli.cli.common import err_console
 from ssdcli.cli.plain_help import PlainHelpCommand, PlainHelpMixin
 from ssdcli.errors import SsdError
@@ -117,6 +126,7 @@ app.command("train", cls=PlainHelpCommand)(train.train_command)
 app.command("eval", cls=PlainHelpCommand)(evaluate.eval_command)
 app.command("detect", cls=PlainHelpCommand)(detect.detect_command)
 app.command("export", cls=PlainHelpCommand)(export.export_command)
+app.command("benchmark", cls=PlainHelpCommand)(benchmark.benchmark_command)
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
-"""``ssd export``: a checkpoint -> ONNX or TorchScript, verified against the checkpoint.
+"""``ssd export``: a checkpoint -> ONNX, TorchScript, OpenVINO or TFLite, verified against the
+checkpoint.
 
-torch, onnx and onnxruntime are imported inside the command only (``pip install ssdcli[export]``
-provides the last two).
+torch and the format's packages are imported inside the command only (``ssdcli[export]``,
+``ssdcli[openvino]``, ``ssdcli[tflite]`` provide them).
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ def export_command(
     ],
     fmt: Annotated[
         str | None,
-        typer.Option("--format", "-f", metavar="onnx|torchscript", help="Default: the recipe's."),
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="onnx|torchscript|openvino|tflite",
+            help="Default: the recipe's.",
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Output file (default: next to the checkpoint).")
@@ -52,7 +58,10 @@ def export_command(
     ] = None,
     half: Annotated[bool, typer.Option("--half", help="Run the network in float16.")] = False,
     int8: Annotated[
-        bool, typer.Option("--int8", help="ONNX int8 static quantization (needs --calibration).")
+        bool,
+        typer.Option(
+            "--int8", help="int8 static quantization, ONNX or OpenVINO (needs --calibration)."
+        ),
     ] = False,
     calibration: Annotated[
         Path | None,
@@ -62,7 +71,7 @@ def export_command(
         int, typer.Option(min=1, help="Images of the manifest used to calibrate.")
     ] = 64,
 ) -> None:
-    """Export a checkpoint to ONNX or TorchScript and verify the file against the checkpoint."""
+    """Export a checkpoint to ONNX, TorchScript, OpenVINO or TFLite, verified against it."""
     from ssdcli.export.exporter import export_model
 
     paths.existing_file(checkpoint, "checkpoint", paths.CHECKPOINT_FILE, CheckpointError)

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
     from ssdcli.config import Recipe
     from ssdcli.data.records import Manifest
+    from ssdcli.infer.base import BasePredictor
     from ssdcli.model import Detector
 
 FAMILIES = {
@@ -88,7 +89,8 @@ class EvalResult:
         category_ids: COCO category id per label (original ids, else label + 1).
         split: the evaluated split name ("" when unknown).
         seconds: wall time of the network pass (0 for :func:`evaluate_detections`).
-        precision: what the network ran in, ``"float32"`` or ``"bf16"`` (bfloat16 autocast).
+        precision: what the network ran in, ``"float32"`` or ``"bf16"`` (bfloat16 autocast);
+            ``"exported"`` for an exported file (:func:`evaluate_predictor`).
     """
 
     metric: str
@@ -276,6 +278,52 @@ def evaluate_detector(
         records, detections, manifest.class_names, metric, manifest.category_ids, split
     )
     result.seconds, result.precision = seconds, runs_in
+    return result
+
+
+def evaluate_predictor(
+    predictor: BasePredictor,
+    manifest: Manifest,
+    split: str,
+    metric: str = "voc07",
+    progress: bool | ProgressCallback = False,
+) -> EvalResult:
+    """Runs any predictor (an exported ONNX, TorchScript, OpenVINO or TFLite file) over ``split``
+    and scores its detections, as :func:`evaluate_detector` does for a checkpoint.
+
+    Images are decoded by :func:`ssdcli.data.images.read_image_rgb` and preprocessed by the
+    predictor (the file's own size, normalisation and resize mode), ``predictor.batch_size`` at a
+    time; ``seconds`` covers decoding, the network and post-processing.
+
+    Raises:
+        EvalError: the class lists differ, or the split is empty.
+        DataError: the split does not exist or an image cannot be read.
+    """
+    from ssdcli.data.images import read_image_rgb
+
+    _check_metric(metric)
+    if list(predictor.class_names) != list(manifest.class_names):
+        raise EvalError(
+            f"the model detects {predictor.class_names} but the data set {manifest.source or ''} "
+            f"has classes {manifest.class_names}; evaluate on the data it was trained for (--data)"
+        )
+    records = [manifest.records[i] for i in manifest.split_indices(split)]
+    if not records:
+        raise EvalError(f"split {split!r} has no images; choose a split with images (--split)")
+    detections: list[ImageDetections] = []
+    start = time.perf_counter()
+    with _progress_reporter(progress, len(records)) as report:
+        for first in range(0, len(records), predictor.batch_size):
+            chunk = records[first : first + predictor.batch_size]
+            images = [read_image_rgb(r.image_path) for r in chunk]
+            sizes = [tuple(r.size_hw) for r in chunk]
+            detections.extend(_to_numpy(d) for d in predictor.predict(images, sizes))
+            report(len(detections))
+    seconds = time.perf_counter() - start
+    result = evaluate_detections(
+        records, detections, manifest.class_names, metric, manifest.category_ids, split
+    )
+    result.seconds, result.precision = seconds, "exported"
     return result
 
 

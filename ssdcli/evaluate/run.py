@@ -1,8 +1,11 @@
-"""``ssd eval``'s one entry point: a checkpoint on a data split -> metrics, PR curves, files.
+"""``ssd eval``'s one entry point: a model on a data split -> metrics, PR curves, files.
 
 :func:`run_evaluation` loads the checkpoint (default: the newest ``runs/*/best.pt``), opens the
 data set (``--data`` or the checkpoint recipe's own), checks the classes agree, evaluates, and
 writes the PR-curve PNG plus the optional JSON files. The CLI only parses options and prints.
+An exported file (ONNX, TorchScript, OpenVINO, TFLite) is run through its predictor instead; it
+carries no recipe, so it needs ``--data`` and defaults to the split ``test`` and the metric
+``voc07`` (a recipe's defaults).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
     from ssdcli.config import Recipe
     from ssdcli.data.records import Manifest
     from ssdcli.evaluate.evaluator import EvalResult
+
 
 @dataclass(frozen=True, kw_only=True)
 class EvalRequest:
@@ -94,6 +98,10 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
     if checkpoint is None:
         checkpoint = find_default_model()
         log(f"checkpoint: {checkpoint} (the newest runs/*/best.pt)")
+    from ssdcli.infer.open import model_format
+
+    if Path(checkpoint).is_file() and model_format(checkpoint) != "checkpoint":
+        return _evaluate_exported(request, checkpoint, device)
     loaded = load_detector(checkpoint, device=device)
     recipe = loaded.recipe
     manifest = _open_manifest(request.data, recipe, checkpoint.parent)
@@ -104,12 +112,7 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
             "(--data MANIFEST)"
         )
     split = request.split or recipe.data.test_split
-    if request.split is not None and manifest.resolve_split(split) is None:
-        known = sorted(manifest.splits)
-        raise UsageError(
-            f"--split {split!r}: the data set {manifest.source} has no such split; fix: use "
-            f"one of --split {', '.join(known) or '(none)'}"
-        )
+    _check_split(request.split, manifest)
     metric = request.metric or recipe.eval.metric
     result = evaluate_detector(
         loaded.detector,
@@ -139,6 +142,63 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
         outcome.written.append(
             write_metrics_json(result, request.json_path, checkpoint=str(checkpoint))
         )
+    if request.save_detections is not None:
+        outcome.written.append(write_coco_results(result, request.save_detections))
+    return outcome
+
+
+def _check_split(split: str | None, manifest: Manifest) -> None:
+    """``--split`` names a split of the data (the error lists the ones it has)."""
+    if split is not None and manifest.resolve_split(split) is None:
+        known = sorted(manifest.splits)
+        raise UsageError(
+            f"--split {split!r}: the data set {manifest.source} has no such split; fix: use "
+            f"one of --split {', '.join(known) or '(none)'}"
+        )
+
+
+def _evaluate_exported(request: EvalRequest, path: Path, device: str) -> EvalOutcome:
+    """``ssd eval`` of an exported file (see the module doc)."""
+    from ssdcli.config import recipe_from_dict
+    from ssdcli.data.records import Manifest
+    from ssdcli.evaluate.evaluator import (
+        evaluate_predictor,
+        panel_aps,
+        write_coco_results,
+        write_metrics_json,
+    )
+    from ssdcli.infer.open import model_format, open_predictor
+    from ssdcli.viz.plots import plot_pr_curves
+
+    fmt = model_format(path)
+    if request.data is None:
+        raise UsageError(
+            f"{path} is an exported {fmt} file without a recipe: pass --data MANIFEST "
+            "(a manifest.json from ssd prepare-data)"
+        )
+    if request.report:
+        raise UsageError("--report needs a checkpoint (it reads the training run); drop --report")
+    defaults = recipe_from_dict({}, "defaults")
+    predictor = open_predictor(
+        path,
+        device,
+        batch_size=request.batch or defaults.eval.batch_size,
+        precision=request.precision,
+    )
+    manifest = Manifest.load(request.data)
+    _check_split(request.split, manifest)
+    split = request.split or defaults.data.test_split
+    metric = request.metric or defaults.eval.metric
+    result = evaluate_predictor(predictor, manifest, split, metric, progress=True)
+    outcome = EvalOutcome(path, split, result)
+    plot_path = request.plot or path.with_name(f"{path.stem}_pr_{split}.png")
+    title = f"{path.name} on '{split}' ({len(result.detections)} images)"
+    aps, ap_name = panel_aps(result)
+    outcome.written.append(
+        plot_pr_curves(result.curves, result.class_names, plot_path, aps, ap_name, title)
+    )
+    if request.json_path is not None:
+        outcome.written.append(write_metrics_json(result, request.json_path, checkpoint=str(path)))
     if request.save_detections is not None:
         outcome.written.append(write_coco_results(result, request.save_detections))
     return outcome

@@ -1,4 +1,5 @@
-"""``ssd export``: a checkpoint -> an ONNX or TorchScript file that verifies itself.
+"""``ssd export``: a checkpoint -> an ONNX, TorchScript, OpenVINO or TFLite file that verifies
+itself.
 
 Two forms in both formats (see :mod:`ssdcli.export.onnx_graph` and
 :mod:`ssdcli.export.torchscript`):
@@ -10,8 +11,14 @@ The file is written under a temporary name next to the destination, run with ONN
 loaded back with ``torch.jit.load``) on sample images and compared with the eager checkpoint: its
 network's head outputs, then the detections its post-processing determines (near-ties at a cut-off
 set aside, :mod:`ssdcli.export.verify`); only an export that passes is renamed to its final name.
-``int8`` adds static quantization (:mod:`ssdcli.export.quantize`) and compares the float and
-int8 mAP@0.5 on a manifest.
+``int8`` adds static quantization (:mod:`ssdcli.export.quantize` for ONNX,
+:mod:`ssdcli.export.openvino_int8` for OpenVINO) and compares the float and int8 mAP@0.5 on a
+manifest.
+
+OpenVINO IRs (:mod:`ssdcli.export.openvino_file`) are the ONNX export converted by OpenVINO, in
+both forms; TFLite files (:mod:`ssdcli.export.tflite_file`) hold the raw form only, with the
+model description in a JSON file beside them. Files that come in pairs (``.xml`` + ``.bin``,
+``.tflite`` + ``.tflite.json``) are written, checked, moved and removed together.
 """
 
 from __future__ import annotations
@@ -35,8 +42,10 @@ if TYPE_CHECKING:
     from ssdcli.export.quantize import Int8Report
 
 MIN_OPSET = 17
-FORMATS = ("onnx", "torchscript")
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript"}
+FORMATS = ("onnx", "torchscript", "openvino", "tflite")
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript", "openvino": ".xml", "tflite": ".tflite"}
+INT8_FORMATS = ("onnx", "openvino")
+EXTRAS = {"onnx": "export", "torchscript": "export", "openvino": "openvino", "tflite": "tflite"}
 
 
 @dataclass
@@ -45,8 +54,9 @@ class ExportResult:
 
     Attributes:
         path: the written file.
-        fmt: ``"onnx"`` or ``"torchscript"``; form: ``"nms"`` or ``"raw"``.
-        size_bytes: file size.
+        fmt: ``"onnx"``, ``"torchscript"``, ``"openvino"`` or ``"tflite"``; form: ``"nms"`` or
+            ``"raw"``.
+        size_bytes: file size (with its companion: the IR's ``.bin``, a TFLite file's JSON).
         verify: eager vs exported comparison (of the float export when ``int8``).
         int8: float vs int8 accuracy on the calibration manifest, when quantized.
     """
@@ -60,7 +70,8 @@ class ExportResult:
 
 
 def default_output(checkpoint: Path, fmt: str, with_nms: bool, int8: bool) -> Path:
-    """``runs/x/best.pt`` -> ``runs/x/best.onnx`` (or ``best-raw``, ``.int8``, ``.torchscript``)."""
+    """``runs/x/best.pt`` -> ``runs/x/best.onnx`` (or ``best-raw``, ``.int8``, ``.torchscript``,
+    ``.xml``, ``.tflite``)."""
     stem = checkpoint.name.removesuffix(".pt").removesuffix(".pth")
     stem += "" if with_nms else "-raw"
     stem += ".int8" if int8 else ""
@@ -121,14 +132,17 @@ def export_model(
         out: destination; None = next to the checkpoint (:func:`default_output`).
         fmt, with_nms, dynamic_batch, opset: None = the checkpoint recipe's ``export`` section.
         half: run the network in float16 (input and outputs stay float32).
-        int8: ONNX static quantization calibrated on ``calibration`` (a manifest.json).
+        int8: static quantization calibrated on ``calibration`` (a manifest.json): ONNX
+            Runtime's for ONNX, NNCF's for OpenVINO.
         calibration_images: images of the manifest used for calibration.
         log: receives one line per step.
 
     Raises:
-        UsageError: incompatible options (int8 without a manifest or with TorchScript, opset < 17).
-        ExportError: missing onnx/onnxruntime, a failing export, or a file outside tolerance (the
-            file is removed).
+        UsageError: incompatible options (int8 without a manifest or with TorchScript or
+            TFLite, opset < 17, TFLite with NMS, a dynamic batch or half, an OpenVINO ``out``
+            that is not ``.xml``).
+        ExportError: a missing package (onnx, onnxruntime, openvino, nncf, litert-torch), a
+            failing export, or a file outside tolerance (the file is removed).
     """
     from ssdcli.checkpoint.file import load_detector
 
@@ -136,18 +150,27 @@ def export_model(
     loaded = load_detector(checkpoint, device="cpu")
     cfg = loaded.recipe.export
     fmt = fmt or cfg.format
-    with_nms = cfg.with_nms if with_nms is None else with_nms
-    dynamic_batch = cfg.dynamic_batch if dynamic_batch is None else dynamic_batch
+    if fmt == "tflite" and with_nms:
+        raise UsageError(
+            "--format tflite writes the raw outputs only (post-processing runs on the host); "
+            "pass --raw"
+        )
+    with_nms = (cfg.with_nms and fmt != "tflite") if with_nms is None else with_nms
+    if fmt == "tflite" and dynamic_batch:
+        raise UsageError("--format tflite takes one image per call; drop --dynamic-batch")
+    dynamic_batch = (
+        cfg.dynamic_batch and fmt != "tflite" if dynamic_batch is None else dynamic_batch
+    )
     opset = int(opset or max(cfg.opset, MIN_OPSET))
     _check_options(fmt, opset, half, int8, calibration)
-    if fmt == "onnx":
-        require("onnx")
-        require("onnxruntime")
+    _require_packages(fmt, int8)
     target = Path(out) if out is not None else default_output(checkpoint, fmt, with_nms, int8)
+    if fmt == "openvino" and target.suffix.lower() != ".xml":
+        raise UsageError(f"--out {target}: an OpenVINO IR is an .xml file (its .bin beside it)")
     target.parent.mkdir(parents=True, exist_ok=True)
     form = "nms" if with_nms else "raw"
     extra = {"format": fmt, "half": half, "int8": False, "checkpoint": checkpoint.name}
-    if fmt == "onnx":
+    if fmt in ("onnx", "openvino"):
         extra["opset"] = opset
     info = model_info(loaded, form, dynamic_batch, **extra)
     if int8:
@@ -172,7 +195,10 @@ def export_model(
             )
         int8_report = None
         if int8:
-            from ssdcli.export.quantize import export_int8
+            if fmt == "openvino":
+                from ssdcli.export.openvino_int8 import export_openvino_int8 as export_int8
+            else:
+                from ssdcli.export.quantize import export_int8
 
             int8_tmp = _temp_path(target, "int8")
             try:
@@ -180,14 +206,39 @@ def export_model(
                 int8_report = export_int8(
                     loaded, info, float_tmp, int8_tmp, Path(calibration), calibration_images, log
                 )
-                os.replace(int8_tmp, target)
+                _move(int8_tmp, target)
             finally:
                 _remove(int8_tmp)
         else:
-            os.replace(float_tmp, target)
+            _move(float_tmp, target)
     finally:
         _remove(float_tmp)
-    return ExportResult(target, fmt, form, target.stat().st_size, report, int8_report)
+    size = sum(p.stat().st_size for p in companions(target) if p.is_file())
+    return ExportResult(target, fmt, form, size, report, int8_report)
+
+
+def companions(path: Path) -> list[Path]:
+    """``path`` and the files that belong to it: an IR's ``.bin``, a TFLite file's JSON
+    metadata."""
+    if path.suffix.lower() == ".xml":
+        return [path, path.with_suffix(".bin")]
+    if path.suffix.lower() == ".tflite":
+        from ssdcli.infer.litert_runtime import metadata_path
+
+        return [path, metadata_path(path)]
+    return [path]
+
+
+def _require_packages(fmt: str, int8: bool) -> None:
+    """Fail early, naming the extra to install, when the format's packages are missing."""
+    needed = {
+        "onnx": ["onnx", "onnxruntime"],
+        "torchscript": [],
+        "openvino": ["onnx", "openvino"] + (["nncf"] if int8 else []),
+        "tflite": ["litert_torch", "ai_edge_litert"],
+    }[fmt]
+    for module in needed:
+        require(module, "export" if module in ("onnx", "onnxruntime") else EXTRAS[fmt])
 
 
 def _recipe_manifest(loaded: LoadedDetector, run_dir: Path) -> Path | None:
@@ -206,8 +257,13 @@ def _check_options(fmt: str, opset: int, half: bool, int8: bool, calibration: An
         raise UsageError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     if fmt == "onnx" and opset < MIN_OPSET:
         raise UsageError(f"--opset {opset}: exports need opset {MIN_OPSET} or newer")
-    if int8 and fmt != "onnx":
-        raise UsageError("--int8 quantizes ONNX exports only; use --format onnx")
+    if int8 and fmt not in INT8_FORMATS:
+        raise UsageError(
+            "--int8 quantizes ONNX and OpenVINO exports only; "
+            "use --format onnx or --format openvino"
+        )
+    if half and fmt == "tflite":
+        raise UsageError("--half is not available for --format tflite; export float32")
     if int8 and half:
         raise UsageError("--int8 and --half exclude each other; choose one")
     if int8 and calibration is None:
@@ -217,12 +273,22 @@ def _check_options(fmt: str, opset: int, half: bool, int8: bool, calibration: An
 
 
 def _temp_path(target: Path, tag: str) -> Path:
-    return target.with_name(f".{target.name}.{tag}-{os.getpid()}.tmp")
+    """A hidden name beside ``target``; it keeps the suffix that tells the companions apart."""
+    keep = target.suffix if target.suffix.lower() in (".xml", ".tflite") else ""
+    return target.with_name(f".{target.name}.{tag}-{os.getpid()}.tmp{keep}")
+
+
+def _move(temporary: Path, target: Path) -> None:
+    """Rename ``temporary`` and its companions into place, the main file last."""
+    pairs = list(zip(companions(temporary), companions(target), strict=True))
+    for source, destination in reversed(pairs):
+        os.replace(source, destination)
 
 
 def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+    for file in companions(path):
+        with contextlib.suppress(FileNotFoundError):
+            file.unlink()
 
 
 def _write(
@@ -240,6 +306,14 @@ def _write(
 
             proto = network_to_onnx(loaded.detector.model, info.size_hw, opset, dynamic_batch, half)
             save_onnx(finish_onnx(proto, loaded, info), path)
+        elif fmt == "openvino":
+            from ssdcli.export.openvino_file import write_openvino
+
+            write_openvino(loaded, info, path, opset, dynamic_batch, half)
+        elif fmt == "tflite":
+            from ssdcli.export.tflite_file import write_tflite
+
+            write_tflite(loaded, info, path, dynamic_batch)
         else:
             from ssdcli.export.torchscript import write_torchscript
 

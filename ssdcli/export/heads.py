@@ -9,6 +9,9 @@ itself, not from a second export, so that nothing but the file is trusted:
   them as graph outputs too, and ONNX Runtime runs that copy: same weights, same nodes.
 * TorchScript: both modules hold the traced network as the submodule ``net``
   (:mod:`ssdcli.export.torchscript`); it is called on its own.
+* OpenVINO: the IR keeps the ONNX tensor names; the model read from the file gets
+  ``cls_logits`` and ``box_deltas`` as extra outputs (``ov.Model.add_outputs``), as for ONNX.
+* TFLite: the file holds the raw form only, whose first two outputs are the head outputs.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ def exported_head_outputs(
 
     Args:
         path: the exported file.
-        fmt: ``"onnx"`` or ``"torchscript"``.
+        fmt: ``"onnx"``, ``"torchscript"``, ``"openvino"`` or ``"tflite"``.
         batch_BCHW (ndarray[B, 3, H, W], float32): inputs preprocessed as the file describes.
         fixed_batch: the file's fixed batch size (the batch is run in chunks of it, the last one
             padded), None when the batch dimension is dynamic.
@@ -41,7 +44,13 @@ def exported_head_outputs(
     Raises:
         ExportError: the file has no such outputs or does not run.
     """
-    run = _onnx_runner(path) if fmt == "onnx" else _torchscript_runner(path)
+    runners = {
+        "onnx": _onnx_runner,
+        "torchscript": _torchscript_runner,
+        "openvino": _openvino_runner,
+        "tflite": _tflite_runner,
+    }
+    run = runners[fmt](path)
     step = fixed_batch or len(batch_BCHW)
     cls_parts, box_parts = [], []
     for start in range(0, len(batch_BCHW), step):
@@ -97,5 +106,41 @@ def _torchscript_runner(path: Path):
         with torch.inference_mode():
             cls_logits, box_deltas = module.net(torch.from_numpy(batch_BCHW))
         return cls_logits.float().numpy(), box_deltas.float().numpy()
+
+    return run
+
+
+def _openvino_runner(path: Path):
+    from ssdcli.infer.model_info import info_from_metadata
+    from ssdcli.infer.openvino_runtime import compile_ir, read_ir
+
+    model, text = read_ir(path)
+    half = bool(info_from_metadata(text, "openvino", str(path)).extra.get("half"))
+    names = {name for output in model.outputs for name in output.get_names()}
+    try:
+        model.add_outputs([name for name in HEAD_OUTPUTS if name not in names])
+    except RuntimeError as error:
+        raise ExportError(
+            f"{path}: the IR has no tensors {' and '.join(HEAD_OUTPUTS)} (the network's outputs)"
+        ) from error
+    compiled = compile_ir(model, half=half)
+    outputs = [compiled.output(name) for name in HEAD_OUTPUTS]
+
+    def run(batch_BCHW: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        results = compiled(batch_BCHW)
+        cls_logits, box_deltas = (np.array(results[o], np.float32) for o in outputs)
+        return cls_logits, box_deltas
+
+    return run
+
+
+def _tflite_runner(path: Path):
+    from ssdcli.infer.litert_runtime import LiteRtPredictor
+
+    predictor = LiteRtPredictor(path)
+
+    def run(batch_BCHW: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cls_logits, box_deltas = predictor._run(batch_BCHW)[:2]
+        return np.asarray(cls_logits, np.float32), np.asarray(box_deltas, np.float32)
 
     return run

@@ -158,11 +158,7 @@ def export_int8(
     from ssdcli.export.verify import verify_export
 
     manifest = load_calibration(manifest_path, info.class_names)
-    train = [r.image_path for r in _split_records(manifest, _train_split(manifest))]
-    rng = np.random.default_rng(0)
-    chosen = [train[i] for i in sorted(rng.permutation(len(train))[:calibration_images])]
-    if not chosen:
-        raise ExportError(f"--calibration {manifest_path} has no images to calibrate on")
+    chosen = calibration_images_of(manifest, manifest_path, calibration_images)
     log(f"calibrating int8 quantization on {len(chosen)} images of {manifest_path}")
     network = network_to_onnx(
         loaded.detector.model,
@@ -189,6 +185,20 @@ def export_int8(
     return report
 
 
+def calibration_images_of(manifest: Manifest, manifest_path: Path, count: int) -> list[str]:
+    """``count`` image paths of the manifest's training split, drawn with a fixed seed.
+
+    Raises:
+        ExportError: the manifest has no images.
+    """
+    train = [r.image_path for r in _split_records(manifest, _train_split(manifest))]
+    rng = np.random.default_rng(0)
+    chosen = [train[i] for i in sorted(rng.permutation(len(train))[:count])]
+    if not chosen:
+        raise ExportError(f"--calibration {manifest_path} has no images to calibrate on")
+    return chosen
+
+
 def _train_split(manifest: Manifest) -> str:
     for name in ("train", "trainval"):
         if manifest.splits.get(name):
@@ -199,17 +209,17 @@ def _train_split(manifest: Manifest) -> str:
 def compare_map(
     float_path: Path, int8_path: Path, manifest: Manifest, split: str, log: Callable[[str], None]
 ) -> Int8Report:
-    """mAP@0.5 of two exported files on one split (VOC07 11-point and VOC area)."""
+    """mAP@0.5 of two exported files (any format) on one split (VOC07 11-point and VOC area)."""
     from ssdcli.data.images import read_image_rgb
     from ssdcli.evaluate.evaluator import evaluate_detections
-    from ssdcli.infer.runtimes import OnnxPredictor
+    from ssdcli.infer.open import open_predictor
     from ssdcli.metrics.voc import ImageDetections
 
     records = _split_records(manifest, split)
     log(f"evaluating float and int8 on {len(records)} images of split {split or '(all)'}")
     scores: dict[str, tuple[float, float]] = {}
     for name, path in (("float", float_path), ("int8", int8_path)):
-        predictor = OnnxPredictor(path)
+        predictor = open_predictor(path)
         detections = []
         for images, sizes in _batches(records, read_image_rgb, predictor.batch_size):
             for det in predictor.predict(images, sizes):

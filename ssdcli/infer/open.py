@@ -1,8 +1,9 @@
 """Opening a model file: its format read from the file, the predictor that runs it, the default
 model of a runs folder.
 
-Formats: an ssdcli checkpoint (eager PyTorch), an exported ONNX file (ONNX Runtime) or an
-exported TorchScript file.
+Formats: an ssdcli checkpoint (eager PyTorch), an exported ONNX file (ONNX Runtime), TorchScript
+file, OpenVINO IR (``.xml`` with its ``.bin``, OpenVINO Runtime) or LiteRT ``.tflite`` file (the
+LiteRT interpreter).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ if TYPE_CHECKING:
 
 
 def model_format(path: str | Path) -> str:
-    """``"onnx"``, ``"torchscript"`` or ``"checkpoint"``, from the file's contents.
+    """``"onnx"``, ``"torchscript"``, ``"openvino"``, ``"tflite"`` or ``"checkpoint"``, from the
+    file's contents.
 
     Raises:
-        CheckpointError: the file is missing or none of the three.
+        CheckpointError: the file is missing or none of these.
     """
     path = Path(path)
     if not path.is_file():
@@ -32,12 +34,16 @@ def model_format(path: str | Path) -> str:
 
         raise CheckpointError(path_message("model", path, what_is(path), MODEL_FILE))
     with path.open("rb") as file:
-        head = file.read(4)
+        head = file.read(8)
+    if head[4:8] == b"TFL3":  # the TFLite flatbuffer's file identifier
+        return "tflite"
+    if head.lstrip()[:5] in (b"<?xml", b"<net ") and path.suffix.lower() == ".xml":
+        return "openvino"
     if head[:2] != b"PK":  # torch.save and torch.jit.save both write zip archives
         if path.suffix.lower() == ".onnx" or head[:1] == b"\x08":  # protobuf field 1 (ir_version)
             return "onnx"
         raise CheckpointError(
-            f"{path} is not an ssdcli checkpoint, ONNX or TorchScript file; "
+            f"{path} is not an ssdcli checkpoint, ONNX, TorchScript, OpenVINO or TFLite file; "
             "pass a runs/<name>/best.pt or a file written by `ssd export`"
         )
     try:
@@ -72,8 +78,9 @@ def open_predictor(
     batch_size: int = 8,
     classes: Sequence[int] | None = None,
     precision: str = "auto",
+    threads: int = 0,
 ) -> BasePredictor:
-    """A predictor for a checkpoint, ONNX or TorchScript file (format read from the file).
+    """A predictor for a checkpoint or an exported file (format read from the file).
 
     Args:
         path: the model file.
@@ -85,6 +92,8 @@ def open_predictor(
         precision: a checkpoint's precision (``auto``, ``float32``, ``bf16``; see
             :class:`~ssdcli.infer.eager.Predictor`). Exported files run in the precision they
             were exported in: ``auto`` and ``float32`` are accepted for them, ``bf16`` is not.
+        threads: inference threads of ONNX Runtime, OpenVINO and LiteRT (0 = the runtime's
+            default); checkpoints and TorchScript use torch's global setting.
 
     Raises:
         CheckpointError: the file cannot be read.
@@ -102,7 +111,15 @@ def open_predictor(
     if fmt == "onnx":
         from ssdcli.infer.runtimes import OnnxPredictor
 
-        return OnnxPredictor(path, device, overrides, batch_size, classes)
+        return OnnxPredictor(path, device, overrides, batch_size, classes, threads)
+    if fmt == "openvino":
+        from ssdcli.infer.openvino_runtime import OpenVinoPredictor
+
+        return OpenVinoPredictor(path, overrides, batch_size, classes, threads)
+    if fmt == "tflite":
+        from ssdcli.infer.litert_runtime import LiteRtPredictor
+
+        return LiteRtPredictor(path, overrides, batch_size, classes, threads)
     if fmt == "torchscript":
         from ssdcli.infer.runtimes import TorchScriptPredictor
 

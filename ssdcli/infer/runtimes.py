@@ -32,8 +32,12 @@ if TYPE_CHECKING:
     from ssdcli.postprocess import Detections, PostprocessOverrides
 
 
-def require(module: str) -> ModuleType:
-    """Import an optional dependency of export/ONNX inference, or explain how to install it.
+def require(module: str, extra: str = "export") -> ModuleType:
+    """Import an optional dependency of export/inference, or explain how to install it.
+
+    Args:
+        module: the module to import.
+        extra: the ssdcli extra that installs it (``export``, ``openvino``, ``tflite``).
 
     Raises:
         ExportError: the module is not installed.
@@ -43,7 +47,7 @@ def require(module: str) -> ModuleType:
     except ImportError as error:
         raise ExportError(
             f"this needs the optional package {module.split('.')[0]!r}, which is not installed "
-            f"({error}); install it with `pip install ssdcli[export]`"
+            f"({error}); install it with `pip install 'ssdcli[{extra}]'`"
         ) from error
 
 

@@ -341,6 +341,29 @@ def import_torchvision(
     )
 
 
+def torchvision_key_map(state: Mapping[str, Tensor]) -> dict[str, str]:
+    """Where each tensor of a torchvision SSD state dict lives in ours: ``{tv key: our key}``.
+
+    The inverse direction of :func:`import_torchvision` (the same renaming rules, no class
+    re-ordering), to load an ssdcli network's weights into torchvision's model.
+
+    Raises:
+        CheckpointError: an unsupported model, or a tensor without a place in ours.
+    """
+    state = _strip_prefix(state)
+    rules = [(re.compile(p), make) for p, make in _torchvision_rules(torchvision_arch(state))]
+    mapping: dict[str, str] = {}
+    for key in state:
+        for pattern, make in rules:
+            match = pattern.fullmatch(key)
+            if match:
+                mapping[key] = make(match)
+                break
+        else:
+            raise CheckpointError(f"torchvision tensor {key!r} has no place in the ssdcli network")
+    return mapping
+
+
 def import_ssd_pytorch(state: Mapping[str, Tensor]) -> ImportedWeights:
     """Convert an ssd.pytorch SSD300 state dict (keys vgg, L2Norm, extras, loc, conf).
 

@@ -73,7 +73,7 @@ def test_raw_export_to_chosen_file(checkpoint, tmp_path) -> None:
 def test_usage_errors_exit_2(checkpoint, tmp_path) -> None:
     result = runner.invoke(app, ["export", str(checkpoint), "--int8"])
     assert result.exit_code == 2 and "--calibration" in result.output
-    result = runner.invoke(app, ["export", str(checkpoint), "--format", "tflite"])
+    result = runner.invoke(app, ["export", str(checkpoint), "--format", "coreml"])
     assert result.exit_code == 2 and "onnx" in result.output
     result = runner.invoke(app, ["export", str(tmp_path / "missing.pt")])
     assert result.exit_code == 1 and "missing.pt" in result.output

@@ -141,19 +141,19 @@ def test_export_beyond_tolerance_fails_and_removes_the_file(checkpoint, tmp_path
 def test_option_errors(checkpoint, tmp_path) -> None:
     with pytest.raises(UsageError, match="opset"):
         export_model(checkpoint, tmp_path / "a.onnx", fmt="onnx", opset=13)
-    with pytest.raises(UsageError, match="ONNX exports only"):
+    with pytest.raises(UsageError, match="ONNX and OpenVINO exports only"):
         export_model(
             checkpoint, tmp_path / "a.pt", fmt="torchscript", int8=True, calibration=checkpoint
         )
     with pytest.raises(UsageError, match="--calibration"):
         export_model(checkpoint, tmp_path / "a.onnx", fmt="onnx", int8=True)
     with pytest.raises(UsageError, match="--format"):
-        export_model(checkpoint, tmp_path / "a.x", fmt="tflite")
+        export_model(checkpoint, tmp_path / "a.x", fmt="coreml")
 
 
 def test_missing_onnxruntime_says_how_to_install(checkpoint, tmp_path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    with pytest.raises(ExportError, match=r"pip install ssdcli\[export\]"):
+    with pytest.raises(ExportError, match=r"pip install 'ssdcli\[export\]'"):
         export_model(checkpoint, tmp_path / "a.onnx", fmt="onnx")
 
 

@@ -23,6 +23,21 @@ from ssdcli.postprocess import PostprocessSettings
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
+EXTRA_PACKAGES = {  # formats beyond the export extra: (module, extra that installs it)
+    "openvino": [("openvino", "openvino")],
+    "tflite": [("litert_torch", "tflite"), ("ai_edge_litert", "tflite")],
+}
+FORMATS = ["onnx", "torchscript", "openvino", "tflite"]
+
+
+def _need(fmt: str) -> None:
+    """Skip, saying what to install, when the format's optional packages are missing."""
+    for module, extra in EXTRA_PACKAGES.get(fmt, []):
+        pytest.importorskip(
+            module, reason=f"{module} is not installed: pip install 'ssdcli[{extra}]'"
+        )
+
+
 CLASSES = ["circle", "cross", "square"]
 RECIPE = {
     "model": {"backbone": "tiny", "size_hw": [128, 128], "width": 0.25},
@@ -116,7 +131,9 @@ def test_the_onnx_export_of_an_early_checkpoint_sets_ties_aside(early_checkpoint
 
 def _expect_failure(checkpoint: Path, out: Path, fmt: str, *phrases: str) -> str:
     with pytest.raises(ExportError) as caught:
-        export_module.export_model(checkpoint, out, fmt=fmt)
+        export_module.export_model(
+            checkpoint, out, fmt=fmt, with_nms=False if fmt == "tflite" else None
+        )
     message = str(caught.value)
     for phrase in phrases:
         assert phrase in message, message
@@ -136,22 +153,30 @@ def _patch_info(monkeypatch, change) -> None:
     monkeypatch.setattr(export_module, "model_info", patched)
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_wrong_mean_std_fails(early_checkpoint, tmp_path, monkeypatch, fmt) -> None:
+    _need(fmt)
+
     def change(info):
         info.mean, info.std = (0.0, 0.0, 0.0), (255.0, 255.0, 255.0)
 
     _patch_info(monkeypatch, change)
     message = _expect_failure(
-        early_checkpoint, tmp_path / f"m.{fmt}", fmt, "input preprocessing differs", "head outputs"
+        early_checkpoint, tmp_path / _name(fmt), fmt, "input preprocessing differs", "head outputs"
     )
     assert "mean [0, 0, 0] instead of [123.675" in message
 
 
-def test_swapped_channels_fail(early_checkpoint, tmp_path, monkeypatch) -> None:
+def _name(fmt: str) -> str:
+    return "m" + export_module.SUFFIXES[fmt]
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "openvino", "tflite"])
+def test_swapped_channels_fail(early_checkpoint, tmp_path, monkeypatch, fmt) -> None:
+    _need(fmt)
     _patch_info(monkeypatch, lambda info: setattr(info, "channel_order", "bgr"))
     _expect_failure(
-        early_checkpoint, tmp_path / "m.onnx", "onnx", "channel_order bgr instead of rgb"
+        early_checkpoint, tmp_path / _name(fmt), fmt, "channel_order bgr instead of rgb"
     )
 
 
@@ -172,8 +197,10 @@ def _patch_loaded(monkeypatch, target, name: str, position: int, change) -> None
     monkeypatch.setattr(target, name, patched)
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_permuted_priors_fail(early_checkpoint, tmp_path, monkeypatch, fmt) -> None:
+    _need(fmt)
+
     def permute(loaded):
         priors = loaded.detector.priors_P4
         generator = torch.Generator().manual_seed(0)
@@ -181,12 +208,20 @@ def test_permuted_priors_fail(early_checkpoint, tmp_path, monkeypatch, fmt) -> N
 
     if fmt == "onnx":
         _patch_loaded(monkeypatch, export_module, "finish_onnx", 1, permute)
+    elif fmt == "openvino":
+        from ssdcli.export import openvino_file
+
+        _patch_loaded(monkeypatch, openvino_file, "finish_onnx", 1, permute)
+    elif fmt == "tflite":
+        from ssdcli.export import tflite_file
+
+        _patch_loaded(monkeypatch, tflite_file, "write_tflite", 0, permute)
     else:
         from ssdcli.export import torchscript
 
         _patch_loaded(monkeypatch, torchscript, "write_torchscript", 0, permute)
     _expect_failure(
-        early_checkpoint, tmp_path / f"m.{fmt}", fmt, "post-processing differs", "box decoding"
+        early_checkpoint, tmp_path / _name(fmt), fmt, "post-processing differs", "box decoding"
     )
 
 

@@ -36,6 +36,7 @@ LAYERS: list[list[str]] = [
     ["ssdcli.checkpoint"],
     ["ssdcli.infer"],
     ["ssdcli.train", "ssdcli.evaluate", "ssdcli.detect", "ssdcli.export", "ssdcli.inspect"],
+    ["ssdcli.benchmark"],
     ["ssdcli.cli"],
     ["ssdcli.__main__"],
 ]
