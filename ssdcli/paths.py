@@ -3,7 +3,7 @@
 Every command checks its path arguments through these helpers before any work, so a wrong path is
 reported the same way everywhere::
 
-    --model runs/x: is a directory; expected a model file (.pt, .onnx or TorchScript)
+    --model runs/x: is a directory; expected a model file (.pt, .onnx, .xml, .tflite or TorchScript)
     --resume runs/no_such_run: does not exist; expected a run folder from ssd train (runs/<name>)
 
 The error class is a usage error (exit code 2) unless the caller passes another
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ssdcli.errors import SsdError, UsageError
 
-MODEL_FILE = "a model file (.pt, .onnx or TorchScript)"
+MODEL_FILE = "a model file (.pt, .onnx, .xml, .tflite or TorchScript)"
 CHECKPOINT_FILE = "an ssdcli checkpoint file (.pt)"
 RUN_FOLDER = "a run folder from ssd train (runs/<name>)"
 RECIPE_FILE = "a recipe YAML file or a shipped recipe name"

@@ -48,7 +48,8 @@ def detect_command(
         typer.Option(
             "--model",
             "-m",
-            help="Checkpoint, .onnx or TorchScript file (default: newest runs/*/best.pt).",
+            help="Checkpoint or exported file: .onnx, OpenVINO .xml, .tflite, TorchScript "
+            "(default: newest runs/*/best.pt).",
         ),
     ] = None,
     threshold: Annotated[

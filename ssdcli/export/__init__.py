@@ -1,4 +1,5 @@
-"""``ssd export``: a checkpoint -> an ONNX or TorchScript file, verified against PyTorch.
+"""``ssd export``: a checkpoint -> an ONNX, OpenVINO, LiteRT or TorchScript file, verified
+against PyTorch.
 
 Entry point: :func:`ssdcli.export.exporter.export_model`. The network graph
 (:mod:`~ssdcli.export.onnx_graph`), post-processing as ONNX operators

@@ -273,7 +273,7 @@ def verify_export(
 
     Args:
         loaded: the checkpoint.
-        path: the exported file (ONNX or TorchScript, either form).
+        path: the exported file (ONNX, TorchScript, OpenVINO or LiteRT; either form).
         images: RGB uint8 ``[h, w, 3]`` pictures of any sizes.
         dynamic_batch: the file takes any batch size (else batch 1).
         tolerance: the accepted differences.

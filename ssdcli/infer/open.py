@@ -66,7 +66,8 @@ def find_default_model(runs_dir: str | Path = "runs") -> Path:
     if not candidates:
         raise UsageError(
             f"no trained model found (no {Path(runs_dir) / '*' / 'best.pt'}); train one with "
-            "`ssd train` or pass --model FILE (a checkpoint, .onnx or TorchScript file)"
+            "`ssd train` or pass --model FILE (a checkpoint, or an .onnx, OpenVINO .xml, .tflite "
+            "or TorchScript file)"
         )
     return max(candidates, key=lambda p: p.stat().st_mtime)
 

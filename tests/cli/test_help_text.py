@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from ssdcli.cli.app import app
 
 runner = CliRunner()
-COMMANDS = ["", "prepare-data", "train", "eval", "detect", "export", "inspect-priors"]
+COMMANDS = ["", "prepare-data", "train", "eval", "detect", "export", "inspect-priors", "benchmark"]
 TYPE_TAGS = ("<bool>", "<list", "range>", "<str>", "<int>", "<float>", "<path>")
 
 

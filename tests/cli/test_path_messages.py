@@ -41,7 +41,8 @@ def test_a_directory_as_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     (tmp_path / "a.jpg").write_bytes(b"")
     line = _one_line_error(["detect", "a.jpg", "--model", "runs/x"], tmp_path, monkeypatch, 1)
     assert (
-        "--model runs/x: is a directory; expected a model file (.pt, .onnx or TorchScript)" in line
+        "--model runs/x: is a directory; expected a model file "
+        "(.pt, .onnx, .xml, .tflite or TorchScript)" in line
     )
 
 
