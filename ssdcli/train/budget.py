@@ -5,7 +5,10 @@ The run starts with the recipe's schedule, times its steps after a short warm-up
 length: as many steps as fit in what is left, less the evaluations still to come and a safety
 margin (:func:`plan_length`). The recipe's ``iterations`` (or epochs) become a reference: warm-up,
 milestones, evaluation and checkpoint periods keep their proportions of it
-(:func:`scaled_schedule`). Should the machine slow down later, :meth:`TimeBudget.out_of_time`
+(:func:`scaled_schedule`). The first steps are slower than the rest (memory allocation, the
+loader starting), and other jobs come and go on a shared machine, so the length is planned again
+at a quarter, a half and three quarters of the run from the speed since the first plan
+(:func:`replan_length`). Should the machine slow down after that, :meth:`TimeBudget.out_of_time`
 ends the run early, keeping room for its final evaluation. On a faster machine the same budget
 trains longer, with the same schedule shape.
 """
@@ -24,6 +27,7 @@ WARMUP_STEPS = 3  # untimed first steps: kernel selection, loader start-up
 TIMED_STEPS = 8  # steps timed to measure the speed
 SAFETY_SHARE = 0.03  # of the budget, kept free for speed changes and the end-of-run files
 EVAL_SHARE = 0.12  # evaluations take at most this share of the budget (at least one is kept)
+REPLAN_AT = (0.25, 0.5, 0.75)  # shares of the first plan's remaining steps
 
 
 def plan_length(
@@ -55,6 +59,19 @@ def plan_length(
     margin = SAFETY_SHARE * budget_s + 2 * step_s
     left = budget_s - elapsed_s - margin - evals * eval_s
     return done + max(0, math.floor(left / step_s)), evals
+
+
+def replan_length(
+    budget_s: float, elapsed_s: float, done: int, step_s: float, eval_s: float, evals_left: int
+) -> int:
+    """The run's new total steps from the speed measured since the first plan.
+
+    ``evals_left`` evaluations (the final one included) of ``eval_s`` seconds are still to
+    come; at least one more step is planned.
+    """
+    margin = SAFETY_SHARE * budget_s + 2 * step_s
+    left = budget_s - elapsed_s - margin - evals_left * eval_s
+    return done + max(1, math.floor(left / step_s))
 
 
 def scaled_schedule(cfg: TrainConfig, reference: int, total: int, evals: int) -> dict[str, Any]:
@@ -107,6 +124,24 @@ class TimeBudget:
     planned: int | None = None
     evaluations: int | None = None
     stopped_early: bool = False
+    replan_at: set[int] = field(default_factory=set)
+    plan_iteration: int = 0
+    plan_time: float = 0.0
+    eval_seconds: float = 0.0  # evaluations since the first plan
+    replans: int = 0
+
+    def set_plan(self, iteration: int, total: int) -> None:
+        """Records the first plan and the steps at which the length is planned again."""
+        self.planned = total
+        self.plan_iteration, self.plan_time = iteration, time.perf_counter()
+        span = total - iteration
+        self.replan_at = {iteration + round(f * span) for f in REPLAN_AT} - {iteration, total}
+
+    def recent_step_s(self, iteration: int) -> float:
+        """Seconds per step since the first plan, evaluations left out."""
+        steps = max(iteration - self.plan_iteration, 1)
+        spent = time.perf_counter() - self.plan_time - self.eval_seconds
+        return max(spent / steps, 1e-6)
 
     @property
     def timing_end(self) -> int:
@@ -120,7 +155,7 @@ class TimeBudget:
     def record_step(self, iteration: int) -> bool:
         """Notes a finished step; True when the run should pause to be planned now."""
         if self.planned is not None:
-            return False
+            return iteration in self.replan_at
         if iteration >= WARMUP_STEPS:
             self.stamps.append(time.perf_counter())
         return iteration >= self.timing_end
@@ -146,7 +181,8 @@ class TimeBudget:
         if self.planned is not None and self.step_s is not None:
             text += (
                 f" (planned {self.planned} iterations at {self.step_s:.2f} s each, "
-                f"{self.evaluations} evaluations at {self.eval_s or 0.0:.1f} s"
+                f"{self.evaluations} evaluations at {self.eval_s or 0.0:.1f} s, "
+                f"planned again {self.replans} times"
             )
             text += "; stopped early to keep the budget)" if self.stopped_early else ")"
         return text

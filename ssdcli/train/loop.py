@@ -27,6 +27,7 @@ from ssdcli.train.budget import (
     TimeBudget,
     plan_length,
     reference_evaluations,
+    replan_length,
     scaled_schedule,
 )
 from ssdcli.train.context import LoopState, TrainParts
@@ -93,7 +94,10 @@ def train_one_epoch(parts: TrainParts, state: LoopState, loader: Any, epoch: int
         if budget is not None and not done and budget.out_of_time():
             done = budget.stopped_early = True
         if state.iteration % cfg.eval_every == 0 or done:
+            t_eval = time.perf_counter()
             evaluate_now(parts, state)
+            if budget is not None and budget.planned is not None:
+                budget.eval_seconds += time.perf_counter() - t_eval
         if stop or done or state.iteration % cfg.checkpoint_every == 0:
             save_training_checkpoint(parts, state)
         if stop:
@@ -243,6 +247,8 @@ def fit(
                 budget = parts.budget
                 if budget and budget.planned is None and state.iteration >= budget.timing_end:
                     parts = plan_to_budget(parts, state)
+                elif budget and state.iteration in budget.replan_at:
+                    parts = replan_to_budget(parts, state)
                 if broadcast_flag(parts.stop.requested, parts.info, parts.device):
                     save_training_checkpoint(parts, state)
                     state.interrupted = True
@@ -281,7 +287,8 @@ def plan_to_budget(parts: TrainParts, state: LoopState) -> TrainParts:
     factor.total_iterations = total
     factor.warmup_iterations = recipe.train.warmup_iterations
     factor.milestones = list(recipe.train.milestones)
-    budget.step_s, budget.eval_s, budget.planned, budget.evaluations = step_s, eval_s, total, evals
+    budget.step_s, budget.eval_s, budget.evaluations = step_s, eval_s, evals
+    budget.set_plan(state.iteration, total)
     parts = replace(parts, recipe=recipe, total_iterations=total)
     if parts.info.is_main:
         (parts.run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
@@ -294,6 +301,34 @@ def plan_to_budget(parts: TrainParts, state: LoopState) -> TrainParts:
     if state.iteration >= total:  # no time left for more steps: keep what there is
         save_training_checkpoint(parts, state)
     return parts
+
+
+def replan_to_budget(parts: TrainParts, state: LoopState) -> TrainParts:
+    """``train.time``: plan the length again from the speed since the first plan.
+
+    The cosine (or multistep) schedule is stretched or shrunk to the new length from here on;
+    the evaluation period stays, so the evaluations left are those still due plus the last.
+    """
+    budget = parts.budget
+    assert budget is not None and budget.planned is not None
+    budget.replan_at.discard(state.iteration)
+    step_s = budget.recent_step_s(state.iteration)
+    every = parts.recipe.train.eval_every
+    due = (parts.total_iterations - 1) // every - state.iteration // every
+    total = replan_length(
+        budget.seconds, budget.elapsed(), state.iteration, step_s, budget.eval_s or 0.0, due + 1
+    )
+    recipe = override_recipe(parts.recipe, {"train.iterations": total}, source="train.time")
+    parts.scheduler.lr_lambdas[0].total_iterations = total
+    budget.step_s, budget.planned = step_s, total
+    budget.replans += 1
+    if parts.info.is_main:
+        (parts.run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+    parts.progress.set_total(total)
+    parts.progress.message(
+        f"train.time: {step_s:.2f} s per step since the first plan -> {total} iterations"
+    )
+    return replace(parts, recipe=recipe, total_iterations=total)
 
 
 def _finish(parts: TrainParts, state: LoopState, clock: CpuClock) -> TrainResult:
