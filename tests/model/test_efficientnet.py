@@ -151,3 +151,22 @@ def test_packaged_imagenet_weights_load_and_classify_a_photo() -> None:
     x = (pixels - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
     with torch.no_grad():
         assert int(classifier(x).argmax()) == 652
+
+
+def test_a_checkpoint_loads_where_the_weights_package_is_missing(tmp_path: Path, monkeypatch):
+    from ssdcli.checkpoint.file import load_detector, make_payload, save_checkpoint
+    from ssdcli.config import recipe_to_dict
+
+    trained = build_detector(_recipe(128), num_classes=2).model
+    recipe = _recipe(128, backbone_weights="imagenet")  # what a pretrained run saves
+    path = tmp_path / "best.pt"
+    save_checkpoint(path, make_payload(trained.state_dict(), recipe_to_dict(recipe), ["a", "b"]))
+
+    def missing(name: str) -> Path:
+        raise ModelError("not installed")
+
+    monkeypatch.setattr(lite, "packaged_weights_file", missing)
+    loaded = load_detector(path)
+    assert loaded.recipe.model.backbone_weights == "imagenet"
+    weight = loaded.detector.model.backbone.net.conv_stem.weight
+    assert torch.equal(weight, trained.backbone.net.conv_stem.weight)
