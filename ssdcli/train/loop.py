@@ -293,6 +293,7 @@ def plan_to_budget(parts: TrainParts, state: LoopState) -> TrainParts:
     if parts.info.is_main:
         (parts.run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
     parts.progress.set_total(total)
+    parts.progress.set_log_every(recipe.train.log_every)
     parts.progress.message(
         f"train.time {format_duration(budget.seconds)}: {step_s:.2f} s per step, "
         f"{eval_s:.1f} s per evaluation -> {total} iterations (recipe: {budget.reference}), "

@@ -156,6 +156,10 @@ class TrainProgress:
         if self._bar is not None:
             self._bar.update(self._task, total=total_iterations)
 
+    def set_log_every(self, log_every: int) -> None:
+        """A new plain-line period (``train.time`` scales it with the run)."""
+        self.log_every = max(1, log_every)
+
     def eta_seconds(self, iteration: int) -> float:
         """Estimated time to the end from the mean speed since (re)start."""
         done = iteration - self.start
