@@ -7,7 +7,7 @@ margin (:func:`plan_length`). The recipe's ``iterations`` (or epochs) become a r
 milestones, evaluation and checkpoint periods keep their proportions of it
 (:func:`scaled_schedule`). The first steps are slower than the rest (memory allocation, the
 loader starting), and other jobs come and go on a shared machine, so the length is planned again
-at a quarter, a half and three quarters of the run from the speed since the first plan
+at 1/4, 1/2, 3/4 and 9/10 of the run from the speed since the first plan
 (:func:`replan_length`). Should the machine slow down after that, :meth:`TimeBudget.out_of_time`
 ends the run early, keeping room for its final evaluation. On a faster machine the same budget
 trains longer, with the same schedule shape.
@@ -27,7 +27,7 @@ WARMUP_STEPS = 3  # untimed first steps: kernel selection, loader start-up
 TIMED_STEPS = 8  # steps timed to measure the speed
 SAFETY_SHARE = 0.03  # of the budget, kept free for speed changes and the end-of-run files
 EVAL_SHARE = 0.12  # evaluations take at most this share of the budget (at least one is kept)
-REPLAN_AT = (0.25, 0.5, 0.75)  # shares of the first plan's remaining steps
+REPLAN_AT = (0.25, 0.5, 0.75, 0.9)  # shares of the first plan's remaining steps
 
 
 def plan_length(
