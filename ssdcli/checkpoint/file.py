@@ -272,13 +272,19 @@ def load_detector(path: str | Path, device: str | torch.device = "cpu") -> Loade
         CheckpointError: the file cannot be used (see :func:`load_checkpoint`) or its weights do not
             fit the network its recipe describes.
     """
-    from ssdcli.config import recipe_from_dict
+    from ssdcli.config import override_recipe, recipe_from_dict
     from ssdcli.model import build_detector
+    from ssdcli.model.efficientnet import PACKAGED
 
     payload = load_checkpoint(path)
     recipe = recipe_from_dict(payload["recipe"], source=str(path))
     class_names = [str(name) for name in payload["class_names"]]
-    detector = build_detector(recipe, num_classes=len(class_names))
+    build_recipe = recipe
+    if recipe.model.backbone in PACKAGED:
+        # Every weight comes from the file, and these backbones' layout does not depend on their
+        # starting weights: the weights package need not be installed where the model runs.
+        build_recipe = override_recipe(recipe, {"model.backbone_weights": None}, str(path))
+    detector = build_detector(build_recipe, num_classes=len(class_names))
     try:
         detector.model.load_state_dict(payload["model"], strict=True)
     except RuntimeError as error:

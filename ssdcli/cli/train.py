@@ -53,8 +53,18 @@ def train_command(
             "--data",
             metavar="PATH",
             help="Your data set, as exported: a folder (VOC, COCO, YOLO, split folders), a "
-            f"data.yaml, a COCO JSON or a manifest.json. RECIPE defaults to {DATA_RECIPE}; "
+            f"data.yaml, a COCO JSON or a manifest.json. RECIPE defaults to photos_lite0 "
+            f"(pretrained, when its weights package is installed) or {DATA_RECIPE}; "
             "classes and splits come from the data, priors are fitted to its boxes.",
+        ),
+    ] = None,
+    time_budget: Annotated[
+        str | None,
+        typer.Option(
+            "--time",
+            metavar="DURATION",
+            help="Wall-clock budget for training and its evaluations (train.time), e.g. 30m, "
+            "1h, 90s: the length is fitted to it. --data's recipes default to 30m.",
         ),
     ] = None,
 ) -> None:
@@ -64,6 +74,10 @@ def train_command(
     a checkpoint (exit 130); --resume continues it exactly where it stopped.
     """
     parse_device(device)  # a bad value fails here, before the data set is read
+    if time_budget is not None:  # checked with the recipe (exit 2 for a bad duration)
+        sets = [*(sets or []), f"train.time={time_budget}"]
+    elif _sets_length_only(sets or []):  # --set train.iterations=N alone: N steps, no budget
+        sets = [*(sets or []), "train.time=null"]
     if resume is not None:
         if data is not None:
             raise UsageError(f"--resume {resume} uses the run's own data; drop --data")
@@ -126,6 +140,11 @@ def _data_run(
     from ssdcli.config import override_recipe
     from ssdcli.data.layout import open_dataset
 
+    if recipe is None:
+        from ssdcli.cli.data_recipe import choose_data_recipe
+
+        recipe, why = choose_data_recipe()
+        console.print(why, highlight=False)
     cfg = resolve_recipe(recipe, sets, default=DATA_RECIPE)
     manifest = open_dataset(data)
     print_compact_report(manifest)
@@ -153,6 +172,12 @@ def _data_run(
         source=f"--data {data}",
     )
     return cfg, run_dir, manifest
+
+
+def _sets_length_only(sets: list[str]) -> bool:
+    """True when ``--set`` gives the run's length (iterations or epochs) but not ``train.time``."""
+    keys = {item.partition("=")[0].strip() for item in sets}
+    return bool(keys & {"train.iterations", "train.epochs"}) and "train.time" not in keys
 
 
 def _is_main_rank() -> bool:

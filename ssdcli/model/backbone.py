@@ -34,13 +34,16 @@ class BackboneOptions:
             backbone's default.
         weights: None (random init), ``"imagenet"`` (torchvision's weights API, which downloads
             on first use), a torchvision weights-enum member name such as ``"IMAGENET1K_V1"``, or
-            the path of a local state-dict file.
+            the path of a local state-dict file (each factory says which it takes).
+        frozen_stages: leading stages kept fixed, batch norms in eval mode (backbones that have
+            stages: EfficientNet-Lite); 0 trains all.
     """
 
     size_hw: tuple[int, int] = (300, 300)
     width: float = 1.0
     extra_levels: int | None = None
     weights: str | None = None
+    frozen_stages: int = 0
 
 
 @dataclass

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from ssdcli.errors import ModelError
 from ssdcli.model.backbone import Backbone, BackboneOptions
 from ssdcli.model.blocks import PlainExtra, xavier_init
+from ssdcli.model.efficientnet import efficientnet_lite0, efficientnet_lite1, efficientnet_lite2
 from ssdcli.model.head import make_head
 from ssdcli.model.mobilenet import mobilenet_v2, mobilenet_v3_large
 from ssdcli.model.ssd import SSD, freeze
@@ -36,8 +37,14 @@ BACKBONES: dict[str, BackboneFactory] = {
     "mobilenet_v3_large": mobilenet_v3_large,
     "mobilenet_v2": mobilenet_v2,
     "tiny": tiny,
+    "efficientnet_lite0": efficientnet_lite0,
+    "efficientnet_lite1": efficientnet_lite1,
+    "efficientnet_lite2": efficientnet_lite2,
 }
 """Built-in backbone factories by recipe name (``model.backbone``)."""
+
+STAGED_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+"""Backbones that take ``model.frozen_stages``."""
 
 
 @dataclass
@@ -157,7 +164,14 @@ def build_detector(recipe: Recipe, num_classes: int) -> Detector:
         raise ModelError(f"a detector needs at least one class, got num_classes={num_classes}")
     cfg = recipe.model
     size_hw = (int(cfg.size_hw[0]), int(cfg.size_hw[1]))
-    options = BackboneOptions(size_hw, cfg.width, cfg.extra_levels, cfg.backbone_weights)
+    options = BackboneOptions(
+        size_hw, cfg.width, cfg.extra_levels, cfg.backbone_weights, cfg.frozen_stages
+    )
+    if cfg.frozen_stages and cfg.backbone not in STAGED_BACKBONES:
+        raise ModelError(
+            f"model.frozen_stages: {cfg.backbone!r} has no stages to freeze (those that do: "
+            f"{', '.join(STAGED_BACKBONES)}); set it to 0, or use model.freeze: [backbone]"
+        )
     backbone = make_backbone(cfg.backbone, options)
     maps = _measure(backbone.body, backbone.extras, size_hw)
     feature_hws = [(int(m.shape[2]), int(m.shape[3])) for m in maps]

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ssdcli.data.records import Manifest
     from ssdcli.data.sampler import EpochBatchSampler
     from ssdcli.model import Detector
+    from ssdcli.train.budget import TimeBudget
     from ssdcli.train.distributed import DistInfo
     from ssdcli.train.ema import ModelEma
     from ssdcli.train.runlog import MetricsLog, TrainProgress
@@ -44,6 +45,7 @@ class TrainParts:
         global_batch: images per step over all processes.
         val_available: the recipe's validation split exists (periodic evaluation is on).
         autocast: a context manager factory for mixed precision (a no-op in float32).
+        budget: the wall-clock budget (``train.time``) of this session; None without one.
     """
 
     recipe: Recipe
@@ -70,6 +72,7 @@ class TrainParts:
     global_batch: int
     val_available: bool
     autocast: Callable[[], Any]
+    budget: TimeBudget | None = None
 
 
 @dataclass

@@ -17,16 +17,24 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from ssdcli.config import Recipe, dump_recipe
+from ssdcli.config import Recipe, dump_recipe, override_recipe
 from ssdcli.console import make_console
+from ssdcli.errors import RecipeError
 from ssdcli.metrics.undefined import is_undefined
 from ssdcli.train import setup as trainsetup
 from ssdcli.train import state as trainstate
 from ssdcli.train import visuals
+from ssdcli.train.budget import (
+    TimeBudget,
+    plan_length,
+    reference_evaluations,
+    replan_length,
+    scaled_schedule,
+)
 from ssdcli.train.context import LoopState, TrainParts
 from ssdcli.train.cores import CpuClock, cpu_seconds
 from ssdcli.train.distributed import all_reduce_sum, barrier, broadcast_flag
-from ssdcli.train.runlog import eval_line, plot_run_curves, run_summary
+from ssdcli.train.runlog import eval_line, format_duration, plot_run_curves, run_summary
 from ssdcli.train.step import train_step
 
 
@@ -43,6 +51,7 @@ class TrainResult:
     interrupted: bool = False
     seconds: float = 0.0
     cores_busy: float | None = None  # CPU seconds of all the run's processes / wall seconds
+    budget: str | None = None  # train.time: the budget, the time used and the plan
 
 
 @dataclass
@@ -61,7 +70,8 @@ def train_one_epoch(parts: TrainParts, state: LoopState, loader: Any, epoch: int
     """Runs the batches of ``epoch`` left to do; evaluates, logs and checkpoints on schedule.
 
     Returns:
-        True when the run should stop (length reached or stop requested), False at epoch end.
+        True when the run should stop (length reached, budget spent or stop requested), False
+        at epoch end or when a time budget's timing steps are done (the epoch then goes on).
     """
     cfg = parts.recipe.train
     window = _Window()
@@ -79,9 +89,16 @@ def train_one_epoch(parts: TrainParts, state: LoopState, loader: Any, epoch: int
         if state.iteration % cfg.log_every == 0 or state.iteration == parts.total_iterations:
             _log_window(parts, state, epoch, window)
             window = _Window()
+        budget = parts.budget
+        pause = budget is not None and budget.record_step(state.iteration)
         done = state.iteration >= parts.total_iterations
+        if budget is not None and not done and budget.out_of_time():
+            done = budget.stopped_early = True
         if state.iteration % cfg.eval_every == 0 or done:
+            t_eval = time.perf_counter()
             evaluate_now(parts, state)
+            if budget is not None and budget.planned is not None:
+                budget.eval_seconds += time.perf_counter() - t_eval
         if stop or done or state.iteration % cfg.checkpoint_every == 0:
             save_training_checkpoint(parts, state)
         if stop:
@@ -89,6 +106,8 @@ def train_one_epoch(parts: TrainParts, state: LoopState, loader: Any, epoch: int
             return True
         if done:
             return True
+        if pause:  # train.time: the speed is measured; fit plans the run's length
+            return False
     state.epoch = epoch + 1
     state.batch_in_epoch = 0
     return False
@@ -209,7 +228,17 @@ def fit(
     """
     console = console or make_console()
     clock = CpuClock()
+    t_start = time.perf_counter()
     parts, state = trainsetup.build_parts(recipe, Path(run_dir), device, resume, console, manifest)
+    if parts.recipe.train.time is not None and not resume:
+        if parts.info.distributed:
+            trainsetup.close_parts(parts)
+            raise RecipeError(
+                "train.time: a time budget works in one training process only; set "
+                "train.processes=1 or give train.iterations instead (--set train.time=null)"
+            )
+        budget = TimeBudget(parts.recipe.train.time, parts.total_iterations, t0=t_start)
+        parts = replace(parts, budget=budget)
     try:
         if parts.info.is_main and not resume:
             (parts.run_dir / "recipe.yaml").write_text(dump_recipe(parts.recipe))
@@ -219,6 +248,11 @@ def fit(
                 parts.sampler.set_epoch(state.epoch, skip_batches=state.batch_in_epoch)
                 if train_one_epoch(parts, state, parts.loader, state.epoch):
                     break
+                budget = parts.budget
+                if budget and budget.planned is None and state.iteration >= budget.timing_end:
+                    parts = plan_to_budget(parts, state)
+                elif budget and state.iteration in budget.replan_at:
+                    parts = replan_to_budget(parts, state)
                 if broadcast_flag(parts.stop.requested, parts.info, parts.device):
                     save_training_checkpoint(parts, state)
                     state.interrupted = True
@@ -226,6 +260,80 @@ def fit(
         return _finish(parts, state, clock)
     finally:
         trainsetup.close_parts(parts)
+
+
+def plan_to_budget(parts: TrainParts, state: LoopState) -> TrainParts:
+    """``train.time``: time one evaluation, then fix the run's length and scale its schedule.
+
+    The step time comes from the steps just done (:class:`~ssdcli.train.budget.TimeBudget`);
+    the recipe (and so ``recipe.yaml`` and every later checkpoint) gets the planned iterations,
+    warm-up, milestones and periods, and the running schedule is changed in place.
+    """
+    budget = parts.budget
+    assert budget is not None
+    step_s = budget.measured_step_s()
+    t0 = time.perf_counter()
+    if parts.val_available:
+        evaluate_now(parts, state)
+    eval_s = time.perf_counter() - t0 if parts.val_available else 0.0
+    cfg = parts.recipe.train
+    total, evals = plan_length(
+        budget.seconds,
+        budget.elapsed(),
+        state.iteration,
+        step_s,
+        eval_s,
+        reference_evaluations(cfg, budget.reference),
+    )
+    overrides = scaled_schedule(cfg, budget.reference, total, evals)
+    recipe = override_recipe(parts.recipe, overrides, source="train.time")
+    factor = parts.scheduler.lr_lambdas[0]  # LrFactor: plain attributes, saved with last.pt
+    factor.total_iterations = total
+    factor.warmup_iterations = recipe.train.warmup_iterations
+    factor.milestones = list(recipe.train.milestones)
+    budget.step_s, budget.eval_s, budget.evaluations = step_s, eval_s, evals
+    budget.set_plan(state.iteration, total)
+    parts = replace(parts, recipe=recipe, total_iterations=total)
+    if parts.info.is_main:
+        (parts.run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+    parts.progress.set_total(total)
+    parts.progress.set_log_every(recipe.train.log_every)
+    parts.progress.message(
+        f"train.time {format_duration(budget.seconds)}: {step_s:.2f} s per step, "
+        f"{eval_s:.1f} s per evaluation -> {total} iterations (recipe: {budget.reference}), "
+        f"{evals} evaluation(s), warm-up {recipe.train.warmup_iterations}"
+    )
+    if state.iteration >= total:  # no time left for more steps: keep what there is
+        save_training_checkpoint(parts, state)
+    return parts
+
+
+def replan_to_budget(parts: TrainParts, state: LoopState) -> TrainParts:
+    """``train.time``: plan the length again from the speed since the first plan.
+
+    The cosine (or multistep) schedule is stretched or shrunk to the new length from here on;
+    the evaluation period stays, so the evaluations left are those still due plus the last.
+    """
+    budget = parts.budget
+    assert budget is not None and budget.planned is not None
+    budget.replan_at.discard(state.iteration)
+    step_s = budget.recent_step_s(state.iteration)
+    every = parts.recipe.train.eval_every
+    due = (parts.total_iterations - 1) // every - state.iteration // every
+    total = replan_length(
+        budget.seconds, budget.elapsed(), state.iteration, step_s, budget.eval_s or 0.0, due + 1
+    )
+    recipe = override_recipe(parts.recipe, {"train.iterations": total}, source="train.time")
+    parts.scheduler.lr_lambdas[0].total_iterations = total
+    budget.step_s, budget.planned = step_s, total
+    budget.replans += 1
+    if parts.info.is_main:
+        (parts.run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+    parts.progress.set_total(total)
+    parts.progress.message(
+        f"train.time: {step_s:.2f} s per step since the first plan -> {total} iterations"
+    )
+    return replace(parts, recipe=recipe, total_iterations=total)
 
 
 def _finish(parts: TrainParts, state: LoopState, clock: CpuClock) -> TrainResult:
@@ -242,6 +350,7 @@ def _finish(parts: TrainParts, state: LoopState, clock: CpuClock) -> TrainResult
         interrupted=state.interrupted,
         seconds=state.elapsed(),
         cores_busy=float(cpu[0]) / max(clock.wall(), 1e-9),
+        budget=parts.budget.describe() if parts.budget is not None else None,
     )
     if parts.info.is_main:
         metric_names = [k for k in parts.metrics.columns if k.startswith(("voc", "coco"))]

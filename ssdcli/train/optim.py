@@ -19,31 +19,49 @@ if TYPE_CHECKING:
 WARMUP_START_FACTOR = 1e-3  # warmup ramps the lr linearly from lr * 1e-3 to lr
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Two groups: weights of convs/linears decay; biases and normalisation parameters do not.
+def parameter_groups(
+    model: nn.Module, weight_decay: float, backbone_lr: float | None = None
+) -> list[dict[str, Any]]:
+    """Weights of convs/linears decay; biases and normalisation parameters do not.
 
     Decaying BN scales and biases only shrinks them towards zero without regularising the
     function (they are 1-D), a common fix over the paper's uniform decay.
+
+    Args:
+        backbone_lr: a learning rate of its own for ``model.backbone``'s parameters (two more
+            groups, after the others so that group 0 keeps the base rate); None = one rate.
     """
-    decay, no_decay = [], []
+    body = getattr(model, "backbone", None) if backbone_lr is not None else None
+    in_body = {id(p) for p in body.parameters()} if isinstance(body, nn.Module) else set()
+    buckets: dict[tuple[bool, bool], list[nn.Parameter]] = {
+        (b, d): [] for b in (False, True) for d in (True, False)
+    }
     for param in model.parameters():
-        if not param.requires_grad:
+        if param.requires_grad:
+            buckets[(id(param) in in_body, param.ndim > 1)].append(param)
+    groups = []
+    for (is_body, decays), params in buckets.items():
+        if not params:
             continue
-        (no_decay if param.ndim <= 1 else decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
+        group: dict[str, Any] = {"params": params, "weight_decay": weight_decay if decays else 0.0}
+        if is_body:
+            group["lr"] = backbone_lr
+        groups.append(group)
     return groups
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """SGD with momentum (SSD paper: lr 1e-3, momentum 0.9, weight decay 5e-4) or AdamW.
 
+    ``train.backbone_lr`` (a factor of ``train.lr``) gives the backbone its own rate; the
+    schedule multiplies every group's rate alike.
+
     Both use the fused kernels (one pass over all parameters instead of a Python loop over ~100
     tensors): AdamW's step on the ``tiny`` model measured 0.8 ms fused against 4.7 ms, about 5% of
     a CPU training step at batch 8.
     """
-    groups = parameter_groups(model, cfg.weight_decay)
+    backbone_lr = cfg.lr * cfg.backbone_lr if cfg.backbone_lr != 1.0 else None
+    groups = parameter_groups(model, cfg.weight_decay, backbone_lr)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, fused=True)
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), fused=True)

@@ -149,6 +149,16 @@ class TrainProgress:
         if self._bar is not None:
             self._bar.stop()
 
+    def set_total(self, total_iterations: int) -> None:
+        """A new run length (``train.time`` fixes it after timing the first steps)."""
+        self.total = total_iterations
+        if self._bar is not None:
+            self._bar.update(self._task, total=total_iterations)
+
+    def set_log_every(self, log_every: int) -> None:
+        """A new plain-line period (``train.time`` scales it with the run)."""
+        self.log_every = max(1, log_every)
+
     def eta_seconds(self, iteration: int) -> float:
         """Estimated time to the end from the mean speed since (re)start."""
         done = iteration - self.start
@@ -197,6 +207,8 @@ def run_summary(
     if result.interrupted:
         rows["status"] = f"interrupted; resume with: ssd train --resume {run_dir}"
     rows["time"] = format_duration(result.seconds)
+    if getattr(result, "budget", None):
+        rows["time budget"] = result.budget
     rows["images/s"] = f"{global_batch * result.iteration / max(result.seconds, 1e-9):.1f}"
     cores = getattr(result, "cores_busy", None)
     if cores is not None:

@@ -106,6 +106,8 @@ def build_parts(
 
     if recipe.model.init is not None:  # priors/normalisation the starting weights need
         recipe = resolve_init_recipe(recipe)
+    log_main = console.print if info.is_main else (lambda line: None)
+    recipe = input_for_weights(recipe, log_main)
     if recipe.priors.fit == "auto":  # every rank fits the same data the same way
         from ssdcli.coverage.fit import fit_priors
 
@@ -148,6 +150,33 @@ def build_parts(
     if not parts.val_available and info.is_main:
         console.print(f"[yellow]no '{recipe.data.val_split}' split: periodic evaluation is off[/]")
     return parts, state
+
+
+def input_for_weights(recipe: Recipe, log: Callable[[str], Any]) -> Recipe:
+    """The recipe with ``model.input`` set to what the backbone's starting weights expect.
+
+    Only a recipe that left ``model.input`` at its default is changed (one line says so); one
+    that set another normalisation keeps it, with a warning. The run's ``recipe.yaml`` and its
+    checkpoints then carry the normalisation to ``eval``, ``detect`` and ``export``.
+    """
+    from ssdcli.config import InputConfig, override_recipe
+    from ssdcli.model.efficientnet import expected_input
+
+    expected = expected_input(recipe.model.backbone, recipe.model.backbone_weights)
+    current = recipe.model.input
+    if expected is None or (current.channel_order, current.mean, current.std) == expected:
+        return recipe
+    order, mean, std = expected
+    where = f"{recipe.model.backbone} with backbone_weights {recipe.model.backbone_weights}"
+    if current != InputConfig():
+        log(
+            f"[yellow]model.input differs from what {where} expects ({order}, mean "
+            f"{list(mean)}, std {list(std)}); keeping the recipe's[/]"
+        )
+        return recipe
+    log(f"model.input: {order}, mean {list(mean)}, std {list(std)} (what {where} expects)")
+    values = {"model.input.channel_order": order, "model.input.mean": list(mean)}
+    return override_recipe(recipe, {**values, "model.input.std": list(std)}, source=where)
 
 
 def _build_model(

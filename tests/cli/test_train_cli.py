@@ -10,6 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from ssdcli.cli import data_recipe
 from ssdcli.cli.app import app
 
 runner = CliRunner()
@@ -127,6 +128,8 @@ def _flat_voc_folder(root: Path, count: int = 8) -> Path:
 
 def test_train_data_takes_a_folder_as_it_comes_and_eval_needs_only_the_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    # The small settings below are the tiny network's (the pretrained default is tested apart).
+    monkeypatch.setattr(data_recipe, "choose_data_recipe", lambda: ("photos_tiny", "tiny"))
     folder = _flat_voc_folder(tmp_path / "my photos")
     small = [
         "model.size_hw=[64,64]", "model.extra_levels=2", "model.width=0.25",

@@ -65,7 +65,10 @@ def plugin(tmp_path, monkeypatch):
 
 
 def test_builtins_are_a_plain_dict() -> None:
-    assert set(BACKBONES) == {"vgg16", "mobilenet_v3_large", "mobilenet_v2", "tiny"}
+    assert set(BACKBONES) == {
+        "vgg16", "mobilenet_v3_large", "mobilenet_v2", "tiny",
+        "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
+    }  # fmt: skip
     assert resolve_backbone("tiny") is BACKBONES["tiny"]
 
 

@@ -92,3 +92,24 @@ def test_epoch_milestones_become_iterations() -> None:
     opt = build_optimizer(nn.Linear(2, 2), cfg)
     sched = build_scheduler(opt, cfg, total_iterations=40, steps_per_epoch=10)
     assert sched.lr_lambdas[0].milestones == [20]
+
+
+def test_backbone_lr_gives_the_backbone_its_own_rate_after_the_base_groups() -> None:
+    model = nn.Module()
+    model.backbone = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    model.head = nn.Conv2d(4, 2, 1)
+    cfg = TrainConfig(optimizer="adamw", lr=0.01, backbone_lr=0.1, iterations=10)
+    optimizer = build_optimizer(model, cfg)
+    rates = [(len(g["params"]), g["lr"], g["weight_decay"]) for g in optimizer.param_groups]
+    # head weight, head bias at the base rate first (group 0 is what the log shows), then the
+    # backbone's conv weight and its conv bias + BN weight + BN bias at 0.01 * 0.1.
+    assert rates == [
+        (1, 0.01, cfg.weight_decay),
+        (1, 0.01, 0.0),
+        (1, pytest.approx(0.001), cfg.weight_decay),
+        (3, pytest.approx(0.001), 0.0),
+    ]
+    scheduler = build_scheduler(optimizer, cfg.model_copy(update={"warmup_iterations": 0}), 10)
+    optimizer.step()
+    scheduler.step()
+    assert optimizer.param_groups[2]["lr"] / optimizer.param_groups[0]["lr"] == pytest.approx(0.1)
