@@ -84,12 +84,8 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
     from ssdcli.device import check_precision, parse_device
     from ssdcli.evaluate.evaluator import (
         evaluate_detector,
-        panel_aps,
-        write_coco_results,
-        write_metrics_json,
     )
     from ssdcli.infer.open import find_default_model
-    from ssdcli.viz.plots import plot_pr_curves
 
     device = parse_device(request.device)
     check_precision(request.precision)  # a bad value fails before any work
@@ -126,25 +122,42 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
         precision=request.precision,
     )
     outcome = EvalOutcome(checkpoint, split, result)
-    plot_path = request.plot or checkpoint.with_name(f"{checkpoint.stem}_pr_{split}.png")
-    title = f"{checkpoint.name} on '{split}' ({len(result.detections)} images)"
-    aps, ap_name = panel_aps(result)
-    outcome.written.append(
-        plot_pr_curves(result.curves, result.class_names, plot_path, aps, ap_name, title)
-    )
+    _write_pr_plot(request, outcome)
     if request.report:
         from ssdcli.evaluate.report import eval_report
 
         outcome.written.append(
             eval_report(checkpoint, recipe, manifest, result, request.report_threshold, log)
         )
+    _write_result_files(request, outcome)
+    return outcome
+
+
+def _write_pr_plot(request: EvalRequest, outcome: EvalOutcome) -> None:
+    """The PR-curve PNG: ``--plot``, else ``<model>_pr_<split>.png`` beside the model file."""
+    from ssdcli.evaluate.evaluator import panel_aps
+    from ssdcli.viz.plots import plot_pr_curves
+
+    model, split, result = outcome.checkpoint, outcome.split, outcome.result
+    plot_path = request.plot or model.with_name(f"{model.stem}_pr_{split}.png")
+    title = f"{model.name} on '{split}' ({len(result.detections)} images)"
+    aps, ap_name = panel_aps(result)
+    outcome.written.append(
+        plot_pr_curves(result.curves, result.class_names, plot_path, aps, ap_name, title)
+    )
+
+
+def _write_result_files(request: EvalRequest, outcome: EvalOutcome) -> None:
+    """``--json`` (metrics) and ``--save-detections`` (COCO results), when asked for."""
+    from ssdcli.evaluate.evaluator import write_coco_results, write_metrics_json
+
+    result = outcome.result
     if request.json_path is not None:
         outcome.written.append(
-            write_metrics_json(result, request.json_path, checkpoint=str(checkpoint))
+            write_metrics_json(result, request.json_path, checkpoint=str(outcome.checkpoint))
         )
     if request.save_detections is not None:
         outcome.written.append(write_coco_results(result, request.save_detections))
-    return outcome
 
 
 def _check_split(split: str | None, manifest: Manifest) -> None:
@@ -163,12 +176,8 @@ def _evaluate_exported(request: EvalRequest, path: Path, device: str) -> EvalOut
     from ssdcli.data.records import Manifest
     from ssdcli.evaluate.evaluator import (
         evaluate_predictor,
-        panel_aps,
-        write_coco_results,
-        write_metrics_json,
     )
     from ssdcli.infer.open import model_format, open_predictor
-    from ssdcli.viz.plots import plot_pr_curves
 
     fmt = model_format(path)
     if request.data is None:
@@ -191,16 +200,8 @@ def _evaluate_exported(request: EvalRequest, path: Path, device: str) -> EvalOut
     metric = request.metric or defaults.eval.metric
     result = evaluate_predictor(predictor, manifest, split, metric, progress=True)
     outcome = EvalOutcome(path, split, result)
-    plot_path = request.plot or path.with_name(f"{path.stem}_pr_{split}.png")
-    title = f"{path.name} on '{split}' ({len(result.detections)} images)"
-    aps, ap_name = panel_aps(result)
-    outcome.written.append(
-        plot_pr_curves(result.curves, result.class_names, plot_path, aps, ap_name, title)
-    )
-    if request.json_path is not None:
-        outcome.written.append(write_metrics_json(result, request.json_path, checkpoint=str(path)))
-    if request.save_detections is not None:
-        outcome.written.append(write_coco_results(result, request.save_detections))
+    _write_pr_plot(request, outcome)
+    _write_result_files(request, outcome)
     return outcome
 
 
