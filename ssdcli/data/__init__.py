@@ -7,11 +7,11 @@ loaded on first use, so numpy-only users never load torch. The modules:
 * :mod:`ssdcli.data.layout`: ``open_dataset`` (any layout, detected), ``detect_layout``.
 * :mod:`ssdcli.data.manifest`: ``read_dataset``, ``build_manifest`` (from the recipe's ``data``),
   ``prepare_synthetic``, ``relabel``.
-* :mod:`ssdcli.data.voc`, :mod:`ssdcli.data.flatvoc`, :mod:`ssdcli.data.coco`,
-  :mod:`ssdcli.data.yolo`, :mod:`ssdcli.data.splitfolders`: the readers.
+* :mod:`ssdcli.data.readers.voc`, :mod:`ssdcli.data.readers.flatvoc`, :mod:`ssdcli.data.readers.coco`,
+  :mod:`ssdcli.data.readers.yolo`, :mod:`ssdcli.data.readers.splitfolders`: the readers.
 * :mod:`ssdcli.data.splits` (``resolve_split``: ``val`` finds ``valid``),
   :mod:`ssdcli.data.splitmaker` (``make_splits``), :mod:`ssdcli.data.dedup` (same pictures).
-* :mod:`ssdcli.data.validate`: the box rules and problem log; :mod:`ssdcli.data.stats`: summaries.
+* :mod:`ssdcli.data.readers.validate`: the box rules and problem log; :mod:`ssdcli.data.stats`: summaries.
 * :mod:`ssdcli.data.synthetic`: ``render_sample``, ``write_synthetic``, ``ensure_synthetic``.
 * :mod:`ssdcli.data.images`: ``read_image_rgb``, ``image_size_hw``.
 * :mod:`ssdcli.data.transforms`: ``augment_ssd``, ``preprocess_image``, ``normalize_image``.

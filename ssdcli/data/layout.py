@@ -4,14 +4,14 @@
 ``manifest.json`` and returns a :class:`Manifest` (boxes xyxy pixels, see
 :class:`ssdcli.data.records.Record`). Layouts, tried in this order (:data:`LAYOUTS`):
 
-* ``yolo-yaml``: ``data.yaml`` (Ultralytics), :mod:`ssdcli.data.yolo`;
+* ``yolo-yaml``: ``data.yaml`` (Ultralytics), :mod:`ssdcli.data.readers.yolo`;
 * ``voc-devkit``: ``Annotations/`` + ``JPEGImages/`` (``ImageSets/Main`` optional), or
-  ``VOCdevkit/VOC20xx``, :mod:`ssdcli.data.voc`;
+  ``VOCdevkit/VOC20xx``, :mod:`ssdcli.data.readers.voc`;
 * ``split-folders``: ``train/``, ``valid/`` or ``val/``, ``test/``, each VOC, COCO or YOLO,
-  :mod:`ssdcli.data.splitfolders`;
-* ``coco``: ``annotations/*.json`` or ``*.json`` in the folder, :mod:`ssdcli.data.coco`;
+  :mod:`ssdcli.data.readers.splitfolders`;
+* ``coco``: ``annotations/*.json`` or ``*.json`` in the folder, :mod:`ssdcli.data.readers.coco`;
 * ``voc-flat``: XML beside the images, or ``annotations/`` + ``images/``,
-  :mod:`ssdcli.data.flatvoc`;
+  :mod:`ssdcli.data.readers.flatvoc`;
 * ``yolo-folders``: ``images/`` + ``labels/`` with ``classes.txt``;
 * ``manifest``: a ``manifest.json`` written by ``ssd prepare-data``.
 
@@ -26,21 +26,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ssdcli.data.coco import looks_like_coco, read_coco, read_coco_files
-from ssdcli.data.flatvoc import flat_voc_folders, read_flat_voc
 from ssdcli.data.images import is_image_file
-from ssdcli.data.records import MANIFEST_NAME, Manifest
-from ssdcli.data.splitfolders import (
+from ssdcli.data.readers.coco import looks_like_coco, read_coco, read_coco_files
+from ssdcli.data.readers.flatvoc import flat_voc_folders, read_flat_voc
+from ssdcli.data.readers.splitfolders import (
     SPLIT_FOLDER_NAMES,
     read_split_folders,
     read_yolo_folders,
     split_folders,
     split_kind,
 )
+from ssdcli.data.readers.voc import read_voc
+from ssdcli.data.readers.yolo import read_yolo
+from ssdcli.data.records import MANIFEST_NAME, Manifest
 from ssdcli.data.splitmaker import make_splits, needs_splits, shared_pictures_note
 from ssdcli.data.splits import add_trainval, eval_split_note, resolve_split
-from ssdcli.data.voc import read_voc
-from ssdcli.data.yolo import read_yolo
 from ssdcli.errors import DataError, UsageError
 
 FORMATS = ("voc", "coco", "yolo")

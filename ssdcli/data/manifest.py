@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ssdcli.data.coco import read_coco
+from ssdcli.data.readers.coco import read_coco
+from ssdcli.data.readers.voc import read_voc
+from ssdcli.data.readers.yolo import read_yolo
 from ssdcli.data.records import MANIFEST_NAME, Manifest, Problem, Record
 from ssdcli.data.splits import add_trainval
 from ssdcli.data.synthetic import ensure_synthetic
-from ssdcli.data.voc import read_voc
-from ssdcli.data.yolo import read_yolo
 from ssdcli.errors import DataError
 
 if TYPE_CHECKING:

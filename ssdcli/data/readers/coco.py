@@ -20,9 +20,9 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from ssdcli.data.coco_exports import ids_repeat, parent_categories
+from ssdcli.data.readers.coco_exports import ids_repeat, parent_categories
+from ssdcli.data.readers.validate import ProblemLog, check_image, clean_objects
 from ssdcli.data.records import Manifest, Record
-from ssdcli.data.validate import ProblemLog, check_image, clean_objects
 from ssdcli.errors import DataError
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ssdcli.data.coco import looks_like_coco, read_coco_files
-from ssdcli.data.flatvoc import flat_voc_folders, read_flat_voc
 from ssdcli.data.images import is_image_file
+from ssdcli.data.readers.coco import looks_like_coco, read_coco_files
+from ssdcli.data.readers.flatvoc import flat_voc_folders, read_flat_voc
+from ssdcli.data.readers.yolo import read_yolo_data
 from ssdcli.data.records import Manifest, Record
-from ssdcli.data.yolo import read_yolo_data
 from ssdcli.errors import DataError
 
 SPLIT_FOLDER_NAMES = ("train", "valid", "val", "validation", "test")

@@ -9,7 +9,7 @@ Layouts accepted for ``folder``:
 Each XML's image is found by its ``<filename>``, else by the XML's stem with any image suffix in any
 case (see :class:`ssdcli.data.images.ImageFinder`). There are no split lists: every image goes into
 one split, named ``all`` unless the caller names it (a split folder passes ``train``, ``valid``...).
-Boxes are devkit coordinates converted as by :mod:`ssdcli.data.voc` (xyxy pixels, 0-based).
+Boxes are devkit coordinates converted as by :mod:`ssdcli.data.readers.voc` (xyxy pixels, 0-based).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ssdcli.data.images import ImageFinder
+from ssdcli.data.readers.validate import ProblemLog, resolve_class_names
+from ssdcli.data.readers.voc import parse_annotation, record_from
 from ssdcli.data.records import Manifest, Record
-from ssdcli.data.validate import ProblemLog, resolve_class_names
-from ssdcli.data.voc import parse_annotation, record_from
 from ssdcli.errors import DataError
 
 ANNOTATION_DIRS = ("annotations", "Annotations")

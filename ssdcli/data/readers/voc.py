@@ -18,8 +18,8 @@ from pathlib import Path
 from xml.parsers import expat
 
 from ssdcli.data.images import ImageFinder
+from ssdcli.data.readers.validate import ProblemLog, check_image, clean_objects, resolve_class_names
 from ssdcli.data.records import Manifest, Record
-from ssdcli.data.validate import ProblemLog, check_image, clean_objects, resolve_class_names
 from ssdcli.errors import DataError
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import yaml
 
 from ssdcli.data.images import IMAGE_SUFFIXES
+from ssdcli.data.readers.validate import ProblemLog, check_image, clean_objects
 from ssdcli.data.records import Manifest, Record
-from ssdcli.data.validate import ProblemLog, check_image, clean_objects
 from ssdcli.errors import DataError
 
 SPLIT_KEYS = ("train", "val", "test")
