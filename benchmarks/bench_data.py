@@ -26,9 +26,9 @@ from torchvision.io import decode_jpeg, read_file
 from torchvision.transforms import v2
 
 from ssdcli.data.images import read_image_rgb
+from ssdcli.data.prepare.synthetic import write_synthetic
 from ssdcli.data.readers.voc import read_voc
 from ssdcli.data.records import Record
-from ssdcli.data.synthetic import write_synthetic
 from ssdcli.data.transforms import AugmentSettings, augment_ssd, normalize_image
 
 MEAN = (123.675, 116.28, 103.53)

@@ -4,15 +4,15 @@ The main names are importable from the package (``from ssdcli.data import Manife
 loaded on first use, so numpy-only users never load torch. The modules:
 
 * :mod:`ssdcli.data.records`: ``Record``, ``Problem``, ``Manifest`` (``save``/``load``).
-* :mod:`ssdcli.data.layout`: ``open_dataset`` (any layout, detected), ``detect_layout``.
-* :mod:`ssdcli.data.manifest`: ``read_dataset``, ``build_manifest`` (from the recipe's ``data``),
+* :mod:`ssdcli.data.prepare.layout`: ``open_dataset`` (any layout, detected), ``detect_layout``.
+* :mod:`ssdcli.data.prepare.manifest`: ``read_dataset``, ``build_manifest`` (from the recipe's ``data``),
   ``prepare_synthetic``, ``relabel``.
 * :mod:`ssdcli.data.readers.voc`, :mod:`ssdcli.data.readers.flatvoc`, :mod:`ssdcli.data.readers.coco`,
   :mod:`ssdcli.data.readers.yolo`, :mod:`ssdcli.data.readers.splitfolders`: the readers.
-* :mod:`ssdcli.data.splits` (``resolve_split``: ``val`` finds ``valid``),
-  :mod:`ssdcli.data.splitmaker` (``make_splits``), :mod:`ssdcli.data.dedup` (same pictures).
-* :mod:`ssdcli.data.readers.validate`: the box rules and problem log; :mod:`ssdcli.data.stats`: summaries.
-* :mod:`ssdcli.data.synthetic`: ``render_sample``, ``write_synthetic``, ``ensure_synthetic``.
+* :mod:`ssdcli.data.prepare.splits` (``resolve_split``: ``val`` finds ``valid``),
+  :mod:`ssdcli.data.prepare.splits` (``make_splits``), :mod:`ssdcli.data.prepare.dedup` (same pictures).
+* :mod:`ssdcli.data.readers.validate`: the box rules and problem log; :mod:`ssdcli.data.prepare.stats`: summaries.
+* :mod:`ssdcli.data.prepare.synthetic`: ``render_sample``, ``write_synthetic``, ``ensure_synthetic``.
 * :mod:`ssdcli.data.images`: ``read_image_rgb``, ``image_size_hw``.
 * :mod:`ssdcli.data.transforms`: ``augment_ssd``, ``preprocess_image``, ``normalize_image``.
 * :mod:`ssdcli.data.dataset`, :mod:`ssdcli.data.collate`, :mod:`ssdcli.data.loader` (torch):
@@ -30,11 +30,11 @@ _EXPORTS = {
     "Record": "records",
     "Problem": "records",
     "Manifest": "records",
-    "open_dataset": "layout",
-    "resolve_split": "splits",
-    "read_dataset": "manifest",
-    "build_manifest": "manifest",
-    "ensure_synthetic": "synthetic",
+    "open_dataset": "prepare.layout",
+    "resolve_split": "records",
+    "read_dataset": "prepare.manifest",
+    "build_manifest": "prepare.manifest",
+    "ensure_synthetic": "prepare.synthetic",
     "read_image_rgb": "images",
     "preprocess_image": "transforms",
     "augment_ssd": "transforms",

@@ -89,7 +89,7 @@ def build_parts(
     """
     from ssdcli.boxes import BoxCoder
     from ssdcli.checkpoint.starting_weights import resolve_init_recipe
-    from ssdcli.data.manifest import build_manifest
+    from ssdcli.data.prepare.manifest import build_manifest
     from ssdcli.loss import MultiBoxLoss
 
     cfg = recipe.train

@@ -2,7 +2,7 @@
 
 ``read_dataset`` dispatches on the format; ``build_manifest`` is what the engine calls with the
 recipe's ``data`` section (``data.manifest`` if set, else ``data.root`` in any layout of
-``data.format`` read by :func:`ssdcli.data.layout.open_dataset`, the synthetic set being
+``data.format`` read by :func:`ssdcli.data.prepare.layout.open_dataset`, the synthetic set being
 generated there on first use).
 """
 
@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ssdcli.data.prepare.splits import add_trainval
+from ssdcli.data.prepare.synthetic import ensure_synthetic
 from ssdcli.data.readers.coco import read_coco
 from ssdcli.data.readers.voc import read_voc
 from ssdcli.data.readers.yolo import read_yolo
 from ssdcli.data.records import MANIFEST_NAME, Manifest, Problem, Record
-from ssdcli.data.splits import add_trainval
-from ssdcli.data.synthetic import ensure_synthetic
 from ssdcli.errors import DataError
 
 if TYPE_CHECKING:
@@ -148,7 +148,9 @@ def build_manifest(data_cfg: DataConfig, generate: bool = True) -> Manifest:
                 f"data.root {root} does not exist: no {data_cfg.format} data set there; fix: "
                 "set data.root (or data.manifest from `ssd prepare-data`) to your data set"
             )
-        from ssdcli.data.layout import open_dataset  # imports every reader; only needed here
+        from ssdcli.data.prepare.layout import (
+            open_dataset,  # imports every reader; only needed here
+        )
 
         # Any layout of data.format (VOC devkit or flat, split folders, COCO, YOLO); data
         # without splits gets the same train/val/test as `ssd prepare-data` makes by default.

@@ -16,7 +16,7 @@
 * ``manifest``: a ``manifest.json`` written by ``ssd prepare-data``.
 
 A data set without splits of its own (or with one) gets train/val/test made here
-(:mod:`ssdcli.data.splitmaker`), the same for the same data and seed.
+(:mod:`ssdcli.data.prepare.splits`), the same for the same data and seed.
 """
 
 from __future__ import annotations
@@ -27,6 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ssdcli.data.images import is_image_file
+from ssdcli.data.prepare.splits import (
+    add_trainval,
+    eval_split_note,
+    make_splits,
+    needs_splits,
+    shared_pictures_note,
+)
 from ssdcli.data.readers.coco import looks_like_coco, read_coco, read_coco_files
 from ssdcli.data.readers.flatvoc import flat_voc_folders, read_flat_voc
 from ssdcli.data.readers.splitfolders import (
@@ -38,9 +45,7 @@ from ssdcli.data.readers.splitfolders import (
 )
 from ssdcli.data.readers.voc import read_voc
 from ssdcli.data.readers.yolo import read_yolo
-from ssdcli.data.records import MANIFEST_NAME, Manifest
-from ssdcli.data.splitmaker import make_splits, needs_splits, shared_pictures_note
-from ssdcli.data.splits import add_trainval, eval_split_note, resolve_split
+from ssdcli.data.records import MANIFEST_NAME, Manifest, resolve_split
 from ssdcli.errors import DataError, UsageError
 
 FORMATS = ("voc", "coco", "yolo")
