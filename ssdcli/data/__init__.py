@@ -14,8 +14,8 @@ loaded on first use, so numpy-only users never load torch. The modules:
 * :mod:`ssdcli.data.readers.validate`: the box rules and problem log; :mod:`ssdcli.data.prepare.stats`: summaries.
 * :mod:`ssdcli.data.prepare.synthetic`: ``render_sample``, ``write_synthetic``, ``ensure_synthetic``.
 * :mod:`ssdcli.data.images`: ``read_image_rgb``, ``image_size_hw``.
-* :mod:`ssdcli.data.transforms`: ``augment_ssd``, ``preprocess_image``, ``normalize_image``.
-* :mod:`ssdcli.data.dataset`, :mod:`ssdcli.data.collate`, :mod:`ssdcli.data.loader` (torch):
+* :mod:`ssdcli.data.pipeline.transforms`: ``augment_ssd``, ``preprocess_image``, ``normalize_image``.
+* :mod:`ssdcli.data.pipeline.dataset`, :mod:`ssdcli.data.pipeline.collate`, :mod:`ssdcli.data.pipeline.loader` (torch):
   ``DetectionDataset``, ``Batch``/``collate``, ``build_dataset``/``build_loader``.
 """
 
@@ -36,14 +36,14 @@ _EXPORTS = {
     "build_manifest": "prepare.manifest",
     "ensure_synthetic": "prepare.synthetic",
     "read_image_rgb": "images",
-    "preprocess_image": "transforms",
-    "augment_ssd": "transforms",
-    "AugmentSettings": "transforms",
-    "DetectionDataset": "dataset",
-    "Batch": "collate",
-    "collate": "collate",
-    "build_dataset": "loader",
-    "build_loader": "loader",
+    "preprocess_image": "pipeline.transforms",
+    "augment_ssd": "pipeline.transforms",
+    "AugmentSettings": "pipeline.transforms",
+    "DetectionDataset": "pipeline.dataset",
+    "Batch": "pipeline.collate",
+    "collate": "pipeline.collate",
+    "build_dataset": "pipeline.loader",
+    "build_loader": "pipeline.loader",
 }
 __all__ = sorted(_EXPORTS)
 

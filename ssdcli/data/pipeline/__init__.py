@@ -1,0 +1,1 @@
+"""Pipeline: the training and evaluation data path (torch): dataset, transforms, collate, sampler, loader."""
