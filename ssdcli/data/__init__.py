@@ -1,22 +1,23 @@
-"""Data sets: readers, the manifest, synthetic data, augmentation, Dataset and loading.
+"""Data sets: read them, prepare them, feed them to a network.
 
 The main names are importable from the package (``from ssdcli.data import Manifest``); each is
-loaded on first use, so numpy-only users never load torch. The modules:
+loaded on first use, so numpy-only users never load torch. Three rooms, lowest first, on two
+shared modules (a room imports only from the shared modules and from rooms below it):
 
-* :mod:`ssdcli.data.records`: ``Record``, ``Problem``, ``Manifest`` (``save``/``load``).
-* :mod:`ssdcli.data.prepare.layout`: ``open_dataset`` (any layout, detected), ``detect_layout``.
-* :mod:`ssdcli.data.prepare.manifest`: ``read_dataset``, ``build_manifest`` (from the recipe's ``data``),
-  ``prepare_synthetic``, ``relabel``.
-* :mod:`ssdcli.data.readers.voc`, :mod:`ssdcli.data.readers.flatvoc`, :mod:`ssdcli.data.readers.coco`,
-  :mod:`ssdcli.data.readers.yolo`, :mod:`ssdcli.data.readers.splitfolders`: the readers.
-* :mod:`ssdcli.data.prepare.splits` (``resolve_split``: ``val`` finds ``valid``),
-  :mod:`ssdcli.data.prepare.splits` (``make_splits``), :mod:`ssdcli.data.prepare.dedup` (same pictures).
-* :mod:`ssdcli.data.readers.validate`: the box rules and problem log; :mod:`ssdcli.data.prepare.stats`: summaries.
-* :mod:`ssdcli.data.prepare.synthetic`: ``render_sample``, ``write_synthetic``, ``ensure_synthetic``.
-* :mod:`ssdcli.data.images`: ``read_image_rgb``, ``image_size_hw``.
-* :mod:`ssdcli.data.pipeline.transforms`: ``augment_ssd``, ``preprocess_image``, ``normalize_image``.
-* :mod:`ssdcli.data.pipeline.dataset`, :mod:`ssdcli.data.pipeline.collate`, :mod:`ssdcli.data.pipeline.loader` (torch):
-  ``DetectionDataset``, ``Batch``/``collate``, ``build_dataset``/``build_loader``.
+* shared: :mod:`ssdcli.data.records` (``Record``, ``Problem``, ``Manifest`` with ``save``/``load``;
+  ``resolve_split``: ``val`` finds ``valid``) and :mod:`ssdcli.data.images` (``read_image_rgb``,
+  ``image_size_hw``, ``ImageFinder``).
+* :mod:`ssdcli.data.readers`: one module per format (``voc``, ``flatvoc``, ``coco``, ``yolo``,
+  ``yolo_folders``, ``splitfolders``, ``prepared`` for a ``manifest.json``), each defining one
+  ``Reader`` (:mod:`~ssdcli.data.readers.base`: the one ``read`` signature) listed once in
+  :mod:`~ssdcli.data.readers.registry`; ``validate`` holds the box rules every reader applies.
+* :mod:`ssdcli.data.prepare`: ``layout`` (``open_dataset``: any layout, detected through the
+  registry; ``detect_layout``), ``splits`` (made splits, ``trainval``), ``dedup`` (same
+  pictures), ``stats`` (summaries), ``synthetic`` (the generated shapes set), ``manifest``
+  (``read_dataset``, ``build_manifest`` from the recipe's ``data``, ``locate_data``, ``relabel``).
+* :mod:`ssdcli.data.pipeline` (torch): ``transforms`` (``augment_ssd``, ``preprocess_image``,
+  ``AugmentSettings``), ``dataset`` (``DetectionDataset``), ``collate`` (``Batch``), ``sampler``
+  (``EpochBatchSampler``), ``loader`` (``build_dataset``/``build_loader``).
 """
 
 from __future__ import annotations

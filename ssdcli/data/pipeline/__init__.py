@@ -1,1 +1,2 @@
-"""Pipeline: the training and evaluation data path (torch): dataset, transforms, collate, sampler, loader."""
+"""The training and evaluation data path (torch): dataset, transforms, collate, sampler,
+loader."""

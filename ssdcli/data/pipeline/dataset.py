@@ -23,8 +23,13 @@ import torch
 from torch.utils.data import Dataset
 
 from ssdcli.data.images import read_image_rgb
+from ssdcli.data.pipeline.transforms import (
+    AugmentSettings,
+    augment_ssd,
+    normalize_image,
+    preprocess_image,
+)
 from ssdcli.data.records import Manifest, Record
-from ssdcli.data.pipeline.transforms import AugmentSettings, augment_ssd, normalize_image, preprocess_image
 from ssdcli.errors import DataError
 
 if TYPE_CHECKING:

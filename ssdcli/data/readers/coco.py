@@ -20,9 +20,10 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from ssdcli.data.readers.base import SPLIT_FOLDER_NAMES, Reader, is_manifest_file
 from ssdcli.data.readers.coco_exports import ids_repeat, parent_categories
 from ssdcli.data.readers.validate import ProblemLog, check_image, clean_objects
-from ssdcli.data.records import Manifest, Record
+from ssdcli.data.records import MANIFEST_NAME, Manifest, Record
 from ssdcli.errors import DataError
 
 
@@ -82,8 +83,6 @@ def looks_like_coco(path: Path) -> bool:
 
 
 def _json_files(source: Path) -> list[Path]:
-    if source.is_file():
-        return [source]
     if not source.is_dir():
         raise DataError(f"COCO source {source} does not exist; fix: check the path")
     folder = source / "annotations" if (source / "annotations").is_dir() else source
@@ -167,14 +166,40 @@ def read_coco(
     decode: bool = False,
     images_dir: str | Path | None = None,
 ) -> Manifest:
-    """Reads and validates COCO instances files (see the module docstring for the layout).
+    """Reads and validates COCO instances files (see the module docstring for the layout;
+    :class:`ssdcli.data.readers.base.ReadFn`).
 
     Returns:
         A :class:`Manifest` with ``format="coco"``, ``category_ids`` set, ``iscrowd`` flags kept.
     """
     source = Path(source).resolve()
-    files = {path.stem.removeprefix("instances_"): path for path in _json_files(source)}
+    if source.is_file():
+        files = {coco_split_name(source): source}
+    else:
+        files = {path.stem.removeprefix("instances_"): path for path in _json_files(source)}
     return read_coco_files(files, source, splits, class_names, decode, images_dir)
+
+
+def coco_split_name(json_path: Path) -> str:
+    """The split a COCO JSON holds: ``instances_<split>``, else a split-named folder, else all."""
+    if json_path.stem.startswith("instances_"):
+        return json_path.stem.removeprefix("instances_")
+    if json_path.parent.name in SPLIT_FOLDER_NAMES:
+        return json_path.parent.name
+    return json_path.stem if json_path.stem in SPLIT_FOLDER_NAMES else "all"
+
+
+def coco_files_in(folder: Path) -> list[Path]:
+    """The COCO JSON files of a folder (in it, or in its ``annotations/``); manifests are not."""
+    look = folder / "annotations" if (folder / "annotations").is_dir() else folder
+    return sorted(p for p in look.glob("*.json") if p.name != MANIFEST_NAME and looks_like_coco(p))
+
+
+def is_coco(path: Path) -> bool:
+    """A folder holding COCO JSON files, or a JSON file that is not a ``manifest.json``."""
+    if path.is_dir():
+        return bool(coco_files_in(path))
+    return path.is_file() and path.suffix.lower() == ".json" and not is_manifest_file(path)
 
 
 def read_coco_files(
@@ -283,3 +308,13 @@ def _record(
         [o[3] for o in objects], size_hw, names, path, log,
     )  # fmt: skip
     return Record.make(str(image["id"]), image_path, size_hw, *cleaned)
+
+
+READER = Reader(
+    name="coco",
+    formats=("coco",),
+    looks_like="COCO *.json in the folder or in annotations/",
+    matches=is_coco,
+    read=read_coco,
+    reads_file="a COCO *.json",
+)
