@@ -7,7 +7,7 @@ shared modules (a room imports only from the shared modules and from rooms below
 * shared: :mod:`ssdcli.data.records` (``Record``, ``Problem``, ``Manifest`` with ``save``/``load``;
   ``resolve_split``: ``val`` finds ``valid``) and :mod:`ssdcli.data.images` (``read_image_rgb``,
   ``image_size_hw``, ``ImageFinder``).
-* :mod:`ssdcli.data.readers`: one module per format (``voc``, ``flatvoc``, ``coco``, ``yolo``,
+* :mod:`ssdcli.data.readers`: one module per layout (``voc``, ``flatvoc``, ``coco``, ``yolo``,
   ``yolo_folders``, ``splitfolders``, ``prepared`` for a ``manifest.json``), each defining one
   ``Reader`` (:mod:`~ssdcli.data.readers.base`: the one ``read`` signature) listed once in
   :mod:`~ssdcli.data.readers.registry`; ``validate`` holds the box rules every reader applies.

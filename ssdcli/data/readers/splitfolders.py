@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ssdcli.data.readers.base import SPLIT_FOLDER_NAMES, Reader, only_splits
-from ssdcli.data.readers.coco import looks_like_coco, read_coco_files
+from ssdcli.data.readers.coco import read_coco_files
+from ssdcli.data.readers.coco_files import looks_like_coco
 from ssdcli.data.readers.flatvoc import flat_voc_folders, read_flat_voc_split
 from ssdcli.data.readers.yolo_folders import read_yolo_folder_data
 from ssdcli.data.records import Manifest, Record
