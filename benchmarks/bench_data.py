@@ -26,10 +26,10 @@ from torchvision.io import decode_jpeg, read_file
 from torchvision.transforms import v2
 
 from ssdcli.data.images import read_image_rgb
+from ssdcli.data.pipeline.transforms import AugmentSettings, augment_ssd, normalize_image
+from ssdcli.data.prepare.synthetic import write_synthetic
+from ssdcli.data.readers.voc import read_voc
 from ssdcli.data.records import Record
-from ssdcli.data.synthetic import write_synthetic
-from ssdcli.data.transforms import AugmentSettings, augment_ssd, normalize_image
-from ssdcli.data.voc import read_voc
 
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)

@@ -102,8 +102,8 @@ from pathlib import Path
 folder, step, metric_images = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 import numpy as np
 from ssdcli.config import Recipe
-from ssdcli.data.coco import read_coco
-from ssdcli.data.loader import build_dataset
+from ssdcli.data.readers.coco import read_coco
+from ssdcli.data.pipeline.loader import build_dataset
 from ssdcli.data.records import Manifest
 from ssdcli.metrics.voc import ImageDetections, class_aps, voc_pr_curves
 if step.endswith("metric"):

@@ -98,8 +98,8 @@ def detect_command(
 
     Exit code 1 when any input could not be read (each is named on one line; the rest is done).
     """
-    from ssdcli.data.sources import expand_sources
     from ssdcli.detect.run import count_frames, run_detect, unique_run_dir
+    from ssdcli.detect.sources import expand_sources
     from ssdcli.infer.open import find_default_model, open_predictor
     from ssdcli.postprocess import PostprocessOverrides
 

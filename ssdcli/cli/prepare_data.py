@@ -1,7 +1,7 @@
 """``ssd prepare-data``: validate a data set, report on it, and write its manifest.
 
 ``ssd prepare-data SOURCE --out DIR`` reads a VOC, COCO or YOLO data set in any layout that
-:func:`ssdcli.data.layout.open_dataset` knows (detected; ``--format`` restricts it), makes
+:func:`ssdcli.data.prepare.layout.open_dataset` knows (detected; ``--format`` restricts it), makes
 train/val/test when the data has no splits, prints a report (notes on how the data was read,
 sizes, classes, box statistics, every problem with its file) and writes ``DIR/manifest.json``,
 the index that ``train`` and ``eval`` read (``data.manifest``).
@@ -23,8 +23,8 @@ from ssdcli.cli.common import console
 from ssdcli.errors import DataError, UsageError
 
 if TYPE_CHECKING:
+    from ssdcli.data.prepare.stats import Stats
     from ssdcli.data.records import Manifest
-    from ssdcli.data.stats import Stats
 
 
 def prepare_data(
@@ -117,10 +117,10 @@ def prepare_data(
     ] = 0,
 ) -> None:
     """Validate a data set, print a report and write DIR/manifest.json for train and eval."""
-    from ssdcli.data.layout import open_dataset
-    from ssdcli.data.manifest import prepare_synthetic
+    from ssdcli.data.prepare.layout import open_dataset
+    from ssdcli.data.prepare.manifest import prepare_synthetic
+    from ssdcli.data.prepare.stats import compute_stats
     from ssdcli.data.records import MANIFEST_NAME
-    from ssdcli.data.stats import compute_stats
 
     names = [n.strip() for n in classes.split(",") if n.strip()] if classes else None
     if source == "synthetic":
@@ -174,7 +174,7 @@ def _pct(part: int, whole: int) -> str:
 
 def print_compact_report(manifest: Manifest) -> None:
     """The report in a few lines (``ssd train --data``): sizes, splits, classes, notes, problems."""
-    from ssdcli.data.stats import compute_stats
+    from ssdcli.data.prepare.stats import compute_stats
 
     stats = compute_stats(manifest)
     _say(

@@ -93,7 +93,7 @@ def train_command(
     # The data set first (no torch yet): a missing path fails in a second, before a run folder
     # or a model exists. The synthetic set is generated here on first use.
     from ssdcli.config import override_recipe
-    from ssdcli.data.manifest import anchor_data_paths, build_manifest
+    from ssdcli.data.prepare.manifest import anchor_data_paths, build_manifest
 
     if manifest is None:
         manifest = build_manifest(cfg.data)
@@ -138,7 +138,7 @@ def _data_run(
     """
     from ssdcli.cli.prepare_data import print_compact_report
     from ssdcli.config import override_recipe
-    from ssdcli.data.layout import open_dataset
+    from ssdcli.data.prepare.layout import open_dataset
 
     if recipe is None:
         from ssdcli.cli.data_recipe import choose_data_recipe

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from ssdcli.boxes import cxcywh_to_xyxy, matching_iou
+from ssdcli.data.prepare.stats import COCO_MEDIUM, COCO_SMALL
 from ssdcli.data.records import Manifest
-from ssdcli.data.stats import COCO_MEDIUM, COCO_SMALL
 from ssdcli.priors import LevelSpec
 
 

@@ -1,22 +1,23 @@
-"""Data sets: readers, the manifest, synthetic data, augmentation, Dataset and loading.
+"""Data sets: read them, prepare them, feed them to a network.
 
 The main names are importable from the package (``from ssdcli.data import Manifest``); each is
-loaded on first use, so numpy-only users never load torch. The modules:
+loaded on first use, so numpy-only users never load torch. Three rooms, lowest first, on two
+shared modules (a room imports only from the shared modules and from rooms below it):
 
-* :mod:`ssdcli.data.records`: ``Record``, ``Problem``, ``Manifest`` (``save``/``load``).
-* :mod:`ssdcli.data.layout`: ``open_dataset`` (any layout, detected), ``detect_layout``.
-* :mod:`ssdcli.data.manifest`: ``read_dataset``, ``build_manifest`` (from the recipe's ``data``),
-  ``prepare_synthetic``, ``relabel``.
-* :mod:`ssdcli.data.voc`, :mod:`ssdcli.data.flatvoc`, :mod:`ssdcli.data.coco`,
-  :mod:`ssdcli.data.yolo`, :mod:`ssdcli.data.splitfolders`: the readers.
-* :mod:`ssdcli.data.splits` (``resolve_split``: ``val`` finds ``valid``),
-  :mod:`ssdcli.data.splitmaker` (``make_splits``), :mod:`ssdcli.data.dedup` (same pictures).
-* :mod:`ssdcli.data.validate`: the box rules and problem log; :mod:`ssdcli.data.stats`: summaries.
-* :mod:`ssdcli.data.synthetic`: ``render_sample``, ``write_synthetic``, ``ensure_synthetic``.
-* :mod:`ssdcli.data.images`: ``read_image_rgb``, ``image_size_hw``.
-* :mod:`ssdcli.data.transforms`: ``augment_ssd``, ``preprocess_image``, ``normalize_image``.
-* :mod:`ssdcli.data.dataset`, :mod:`ssdcli.data.collate`, :mod:`ssdcli.data.loader` (torch):
-  ``DetectionDataset``, ``Batch``/``collate``, ``build_dataset``/``build_loader``.
+* shared: :mod:`ssdcli.data.records` (``Record``, ``Problem``, ``Manifest`` with ``save``/``load``;
+  ``resolve_split``: ``val`` finds ``valid``) and :mod:`ssdcli.data.images` (``read_image_rgb``,
+  ``image_size_hw``, ``ImageFinder``).
+* :mod:`ssdcli.data.readers`: one module per layout (``voc``, ``flatvoc``, ``coco``, ``yolo``,
+  ``yolo_folders``, ``splitfolders``, ``prepared`` for a ``manifest.json``), each defining one
+  ``Reader`` (:mod:`~ssdcli.data.readers.base`: the one ``read`` signature) listed once in
+  :mod:`~ssdcli.data.readers.registry`; ``validate`` holds the box rules every reader applies.
+* :mod:`ssdcli.data.prepare`: ``layout`` (``open_dataset``: any layout, detected through the
+  registry; ``detect_layout``), ``splits`` (made splits, ``trainval``), ``dedup`` (same
+  pictures), ``stats`` (summaries), ``synthetic`` (the generated shapes set), ``manifest``
+  (``read_dataset``, ``build_manifest`` from the recipe's ``data``, ``locate_data``, ``relabel``).
+* :mod:`ssdcli.data.pipeline` (torch): ``transforms`` (``augment_ssd``, ``preprocess_image``,
+  ``AugmentSettings``), ``dataset`` (``DetectionDataset``), ``collate`` (``Batch``), ``sampler``
+  (``EpochBatchSampler``), ``loader`` (``build_dataset``/``build_loader``).
 """
 
 from __future__ import annotations
@@ -30,20 +31,20 @@ _EXPORTS = {
     "Record": "records",
     "Problem": "records",
     "Manifest": "records",
-    "open_dataset": "layout",
-    "resolve_split": "splits",
-    "read_dataset": "manifest",
-    "build_manifest": "manifest",
-    "ensure_synthetic": "synthetic",
+    "open_dataset": "prepare.layout",
+    "resolve_split": "records",
+    "read_dataset": "prepare.manifest",
+    "build_manifest": "prepare.manifest",
+    "ensure_synthetic": "prepare.synthetic",
     "read_image_rgb": "images",
-    "preprocess_image": "transforms",
-    "augment_ssd": "transforms",
-    "AugmentSettings": "transforms",
-    "DetectionDataset": "dataset",
-    "Batch": "collate",
-    "collate": "collate",
-    "build_dataset": "loader",
-    "build_loader": "loader",
+    "preprocess_image": "pipeline.transforms",
+    "augment_ssd": "pipeline.transforms",
+    "AugmentSettings": "pipeline.transforms",
+    "DetectionDataset": "pipeline.dataset",
+    "Batch": "pipeline.collate",
+    "collate": "pipeline.collate",
+    "build_dataset": "pipeline.loader",
+    "build_loader": "pipeline.loader",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,22 @@ from ssdcli.errors import DataError
 
 MANIFEST_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+
+# Names that mean the same split, in the order they are tried. Exporters name the validation
+# split ``val`` (Ultralytics, VOC) or ``valid`` (hosted labelling services); recipes say ``val``.
+SPLIT_ALIASES: dict[str, tuple[str, ...]] = {
+    "val": ("val", "valid", "validation"),
+    "valid": ("valid", "val", "validation"),
+    "validation": ("validation", "val", "valid"),
+}
+
+
+def resolve_split(splits: Collection[str], name: str) -> str | None:
+    """The name ``name`` has among ``splits``: itself, else an alias (``val`` <-> ``valid``)."""
+    for candidate in SPLIT_ALIASES.get(name, (name,)):
+        if candidate in splits:
+            return candidate
+    return None
 
 
 @dataclass
@@ -132,8 +149,6 @@ class Manifest:
 
     def resolve_split(self, split: str) -> str | None:
         """The name ``split`` has in this data set (``val`` finds ``valid`` and back), or None."""
-        from ssdcli.data.splits import resolve_split
-
         return resolve_split(self.splits, split)
 
     def split_indices(self, split: str) -> list[int]:

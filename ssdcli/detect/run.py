@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ssdcli.data.sources import Frame, SourceItem, SourceProblem, iter_frames, video_info
+from ssdcli.detect.sources import Frame, SourceItem, SourceProblem, iter_frames, video_info
 from ssdcli.errors import DataError, SsdError
 
 if TYPE_CHECKING:
@@ -226,7 +226,7 @@ def run_detect(
 
     Args:
         predictor: any :class:`~ssdcli.infer.eager.BasePredictor`.
-        items: images and videos (from :func:`~ssdcli.data.sources.expand_sources`).
+        items: images and videos (from :func:`~ssdcli.detect.sources.expand_sources`).
         out_dir: run folder for annotated images/videos and ``detections.jsonl``; None = none.
         stride: process every ``stride``-th video frame.
         save_images: write annotated images and videos.

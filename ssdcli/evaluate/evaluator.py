@@ -229,7 +229,7 @@ def evaluate_detector(
     """
 
     from ssdcli.boxes import BoxCoder
-    from ssdcli.data.loader import build_dataset, build_loader
+    from ssdcli.data.pipeline.loader import build_dataset, build_loader
     from ssdcli.device import resolve_precision
     from ssdcli.postprocess import PostProcessor, PostprocessSettings
 

@@ -208,7 +208,7 @@ def _evaluate_exported(request: EvalRequest, path: Path, device: str) -> EvalOut
 def _open_manifest(data: Path | None, recipe: Recipe, run_dir: Path) -> Manifest:
     """``--data``, else the data the checkpoint was trained on, found where training found it
     (or beside its run folder); never generated here."""
-    from ssdcli.data.manifest import build_manifest, locate_data
+    from ssdcli.data.prepare.manifest import build_manifest, locate_data
     from ssdcli.data.records import Manifest
 
     if data is not None:

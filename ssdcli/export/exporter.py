@@ -243,7 +243,7 @@ def _require_packages(fmt: str, int8: bool) -> None:
 
 def _recipe_manifest(loaded: LoadedDetector, run_dir: Path) -> Path | None:
     """The manifest of the checkpoint's training data, when it is on this machine."""
-    from ssdcli.data.manifest import locate_data
+    from ssdcli.data.prepare.manifest import locate_data
 
     data = locate_data(loaded.recipe.data, run_dir)
     for candidate in (data.manifest, Path(data.root) / "manifest.json"):

@@ -56,7 +56,7 @@ class BasePredictor:
         Returns:
             ``np.ndarray[B, 3, H, W]`` float32, normalised, at the model's ``size_hw``.
         """
-        from ssdcli.data.transforms import preprocess_image
+        from ssdcli.data.pipeline.transforms import preprocess_image
 
         info = self.info
         batch = np.empty((len(images_rgb), 3, *info.size_hw), dtype=np.float32)

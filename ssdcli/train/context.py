@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
     from ssdcli.boxes import BoxCoder
     from ssdcli.config import Recipe
+    from ssdcli.data.pipeline.sampler import EpochBatchSampler
     from ssdcli.data.records import Manifest
-    from ssdcli.data.sampler import EpochBatchSampler
     from ssdcli.model import Detector
     from ssdcli.train.budget import TimeBudget
     from ssdcli.train.distributed import DistInfo

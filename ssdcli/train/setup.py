@@ -21,7 +21,7 @@ from rich.console import Console
 from torch import nn
 
 from ssdcli.config import Recipe, TrainConfig
-from ssdcli.data.sampler import EpochBatchSampler
+from ssdcli.data.pipeline.sampler import EpochBatchSampler
 from ssdcli.device import parse_device
 from ssdcli.errors import DataError, RecipeError
 from ssdcli.train import state as trainstate
@@ -89,7 +89,7 @@ def build_parts(
     """
     from ssdcli.boxes import BoxCoder
     from ssdcli.checkpoint.starting_weights import resolve_init_recipe
-    from ssdcli.data.manifest import build_manifest
+    from ssdcli.data.prepare.manifest import build_manifest
     from ssdcli.loss import MultiBoxLoss
 
     cfg = recipe.train
@@ -270,8 +270,8 @@ def _seed_everything(seed: int) -> None:
 def _make_loader(
     recipe: Recipe, manifest: Manifest, info: DistInfo
 ) -> tuple[Any, EpochBatchSampler]:
-    from ssdcli.data.collate import collate
-    from ssdcli.data.loader import build_dataset
+    from ssdcli.data.pipeline.collate import collate
+    from ssdcli.data.pipeline.loader import build_dataset
 
     data = recipe.data
     split = manifest.resolve_split(data.train_split) or data.train_split

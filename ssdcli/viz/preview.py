@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ssdcli.data.images import read_image_rgb
+from ssdcli.data.pipeline.transforms import AugmentSettings, augment_ssd
 from ssdcli.data.records import Manifest
-from ssdcli.data.transforms import AugmentSettings, augment_ssd
 from ssdcli.errors import DataError
 from ssdcli.viz.draw import draw_detections, make_grid
 

@@ -34,7 +34,7 @@ TINY = {
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A random tiny checkpoint and a synthetic data set of 8 images (its manifest)."""
-    from ssdcli.data.manifest import prepare_synthetic
+    from ssdcli.data.prepare.manifest import prepare_synthetic
 
     folder = tmp_path_factory.mktemp("bench")
     torch.manual_seed(0)

@@ -23,7 +23,7 @@ FILES = {"openvino": "best.xml", "tflite": "best-raw.tflite"}
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic data set of 12 images (128 px): its manifest.json."""
-    from ssdcli.data.manifest import prepare_synthetic
+    from ssdcli.data.prepare.manifest import prepare_synthetic
 
     root = tmp_path_factory.mktemp("data") / "shapes"
     prepare_synthetic(root, 12, 128, 0)

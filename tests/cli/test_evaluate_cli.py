@@ -59,7 +59,7 @@ def make_manifest(folder: Path, class_names: list[str]) -> Path:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    pytest.importorskip("ssdcli.data.loader")
+    pytest.importorskip("ssdcli.data.pipeline.loader")
     folder = tmp_path_factory.mktemp("eval")
     checkpoint = make_checkpoint(folder / "run" / "best.pt", CLASSES)
     return checkpoint, make_manifest(folder, CLASSES)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ssdcli.data.coco import read_coco
-from ssdcli.data.yolo import label_path, read_yolo
+from ssdcli.data.readers.coco import read_coco
+from ssdcli.data.readers.yolo import label_path, read_yolo
 from ssdcli.errors import DataError
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from ssdcli.data.collate import collate
-from ssdcli.data.dataset import DetectionDataset
-from ssdcli.data.loader import build_loader
+from ssdcli.data.pipeline.collate import collate
+from ssdcli.data.pipeline.dataset import DetectionDataset
+from ssdcli.data.pipeline.loader import build_loader
 from ssdcli.data.records import Manifest, Record
 from ssdcli.errors import DataError
 

@@ -20,7 +20,7 @@ from layout_builders import (
     write_yolo_yaml,
 )
 
-from ssdcli.data.layout import detect_layout, open_dataset
+from ssdcli.data.prepare.layout import detect_layout, open_dataset
 from ssdcli.data.records import Manifest
 from ssdcli.errors import DataError, UsageError
 
@@ -228,7 +228,7 @@ def test_paddy_as_exported(paddy_root: Path) -> None:
 def test_recipe_data_root_reads_any_layout_of_its_format(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from ssdcli.data.manifest import build_manifest
+    from ssdcli.data.prepare.manifest import build_manifest
 
     root = write_split_folders(tmp_path / "d", "coco")
     cfg = SimpleNamespace(format="coco", root=str(root), manifest=None, class_names=["dog", "cat"])

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ssdcli.boxes import BoxCoder, frame_hw, resized_hw
-from ssdcli.data.transforms import AugmentSettings, augment_ssd, preprocess_image
+from ssdcli.data.pipeline.transforms import AugmentSettings, augment_ssd, preprocess_image
 from ssdcli.postprocess import PostProcessor, PostprocessSettings
 
 OFF = AugmentSettings(photometric=False, zoom_out=False, iou_crop=False, hflip=False)

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ssdcli.data.manifest import build_manifest, read_dataset, relabel
+from ssdcli.data.prepare.manifest import build_manifest, read_dataset, relabel
 from ssdcli.data.records import Manifest, Problem, Record
 from ssdcli.errors import DataError
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from layout_builders import coco_json, write_voc_flat, write_yolo_yaml
 
-from ssdcli.data.layout import open_dataset
+from ssdcli.data.prepare.layout import open_dataset
 from ssdcli.data.records import Manifest
 from ssdcli.errors import DataError
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ssdcli.data.sampler import EpochBatchSampler
+from ssdcli.data.pipeline.sampler import EpochBatchSampler
 
 
 def _batches(sampler: EpochBatchSampler) -> list[list[int]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ssdcli.data.synthetic import (
+from ssdcli.data.prepare.synthetic import (
     CLASS_NAMES,
     MAX_SCALE,
     MIN_SCALE,
@@ -16,7 +16,7 @@ from ssdcli.data.synthetic import (
     render_sample,
     write_synthetic,
 )
-from ssdcli.data.voc import read_voc
+from ssdcli.data.readers.voc import read_voc
 from ssdcli.errors import DataError
 
 

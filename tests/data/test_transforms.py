@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssdcli.data.transforms import (
+from ssdcli.data.pipeline.transforms import (
     AugmentSettings,
     augment_ssd,
     hflip_boxes,

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ssdcli.data.manifest import read_dataset
-from ssdcli.data.voc import read_voc
+from ssdcli.data.prepare.manifest import read_dataset
+from ssdcli.data.readers.voc import read_voc
 from ssdcli.errors import DataError
 
 

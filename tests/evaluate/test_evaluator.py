@@ -120,7 +120,7 @@ SIZES_HW = [(80, 120), (100, 80), (100, 100)]
 def oracle_setup(tmp_path):
     """A manifest of constant-colour images (colour = image number) and a network that reads the
     colour back and answers the ground truth exactly: every metric must come out as 1."""
-    pytest.importorskip("ssdcli.data.loader")
+    pytest.importorskip("ssdcli.data.pipeline.loader")
     import cv2
     import torch
 

@@ -254,7 +254,7 @@ def test_opencv_dnn_reads_the_raw_export(checkpoint, images, tmp_path) -> None:
 
 
 def test_int8_export_reports_float_and_int8_map(checkpoint, tmp_path) -> None:
-    from ssdcli.data.manifest import prepare_synthetic
+    from ssdcli.data.prepare.manifest import prepare_synthetic
 
     prepare_synthetic(tmp_path / "shapes", 16, 128, 0)
     out = tmp_path / "model.int8.onnx"

@@ -126,7 +126,7 @@ def test_tiny_channels_keep_float32_outputs(checkpoint, tmp_path) -> None:
 
 def test_openvino_int8_quantizes_the_network_only_and_reports_map(checkpoint, tmp_path) -> None:
     pytest.importorskip("nncf", reason="nncf is not installed: pip install 'ssdcli[openvino]'")
-    from ssdcli.data.manifest import prepare_synthetic
+    from ssdcli.data.prepare.manifest import prepare_synthetic
 
     prepare_synthetic(tmp_path / "shapes", 16, 128, 0)
     out = tmp_path / "model.int8.xml"

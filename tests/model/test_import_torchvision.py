@@ -21,7 +21,7 @@ from torchvision.models.detection.image_list import ImageList
 from ssdcli.boxes import BoxCoder
 from ssdcli.checkpoint.file import read_weights_file
 from ssdcli.config import Recipe, override_recipe
-from ssdcli.data.transforms import preprocess_image
+from ssdcli.data.pipeline.transforms import preprocess_image
 from ssdcli.model import build_detector
 from ssdcli.model.importers import detect_format, import_torchvision, torchvision_arch
 from ssdcli.postprocess import PostProcessor, PostprocessSettings

@@ -15,7 +15,7 @@ from rich.console import Console
 from train_helpers import tiny_recipe
 
 from ssdcli.config import TrainConfig, parse_duration
-from ssdcli.data.manifest import build_manifest
+from ssdcli.data.prepare.manifest import build_manifest
 from ssdcli.train.budget import (
     SAFETY_SHARE,
     TimeBudget,

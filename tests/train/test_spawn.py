@@ -12,7 +12,7 @@ from rich.console import Console
 from train_helpers import tiny_recipe
 
 from ssdcli.checkpoint.file import load_checkpoint
-from ssdcli.data.manifest import build_manifest
+from ssdcli.data.prepare.manifest import build_manifest
 from ssdcli.train.loop import fit
 from ssdcli.train.spawn import process_count, spawn_fit, threads_per_process
 

@@ -168,6 +168,108 @@ def test_imports_only_go_down_the_layers() -> None:
     assert layer_violations(import_graph(PACKAGE)) == []
 
 
+DATA_ROOMS: dict[str, set[str]] = {
+    "ssdcli.data.records": set(),
+    "ssdcli.data.images": set(),
+    "ssdcli.data.readers": {"ssdcli.data.records", "ssdcli.data.images"},
+    "ssdcli.data.prepare": {"ssdcli.data.records", "ssdcli.data.images", "ssdcli.data.readers"},
+    "ssdcli.data.pipeline": {"ssdcli.data.records", "ssdcli.data.images"},
+}
+"""Inside ``ssdcli.data`` (one group of the layers above): each room and what it may import
+besides itself. The shared modules (records, images) are lowest; readers build on them; prepare
+(layout detection, splits, the manifest) on the readers; the pipeline (torch) needs only the
+shared modules, and nothing below it needs the pipeline. The package's ``__init__`` loads names
+lazily (importlib) and is not a room."""
+
+NO_TORCH_ROOMS = (
+    "ssdcli.data.records",
+    "ssdcli.data.images",
+    "ssdcli.data.readers",
+    "ssdcli.data.prepare",
+)
+
+
+def data_room(module: str) -> str | None:
+    """The room of a module of ``ssdcli.data``; None for modules outside it (and its
+    ``__init__``); KeyError for a module of ``ssdcli.data`` that no room names."""
+    if not module.startswith("ssdcli.data."):
+        return None
+    for room in DATA_ROOMS:
+        if module == room or module.startswith(room + "."):
+            return room
+    raise KeyError(module)
+
+
+def data_room_violations(graph: dict[str, set[str]]) -> list[str]:
+    bad = []
+    for source, targets in graph.items():
+        src = data_room(source)
+        if src is None:
+            continue
+        for target in targets:
+            dst = data_room(target)
+            if dst is not None and dst != src and dst not in DATA_ROOMS[src]:
+                bad.append(f"{source} ({src}) imports {target} ({dst})")
+    return sorted(bad)
+
+
+def test_every_data_module_has_a_room() -> None:
+    unplaced = []
+    for module in import_graph(PACKAGE):
+        try:
+            data_room(module)
+        except KeyError:
+            unplaced.append(module)
+    assert unplaced == []
+
+
+def test_data_rooms_import_only_the_rooms_below() -> None:
+    assert data_room_violations(import_graph(PACKAGE)) == []
+
+
+def test_data_rooms_below_the_pipeline_import_no_torch() -> None:
+    """Reading and preparing a data set costs no torch (``ssd prepare-data``, ``--help``)."""
+    offenders = {}
+    for path in sorted((PACKAGE / "data").rglob("*.py")):
+        module = module_name(path, PACKAGE)
+        if module.startswith(NO_TORCH_ROOMS):
+            torch_names = {n for n in import_graph_names(path) if n.split(".")[0] == "torch"}
+            if torch_names:
+                offenders[module] = sorted(torch_names)
+    assert offenders == {}
+
+
+def test_the_data_room_check_catches_an_upward_edge(tmp_path) -> None:
+    package = _write_package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "data/__init__.py": "",
+            "data/records.py": "",
+            "data/readers/__init__.py": "",
+            "data/readers/voc.py": "from ssdcli.data.prepare.layout import open_dataset\n",
+            "data/prepare/__init__.py": "",
+            "data/prepare/layout.py": "def f():\n    from ssdcli.data.pipeline.loader import g\n",
+            "data/pipeline/__init__.py": "",
+            "data/pipeline/loader.py": "from ssdcli.data.records import Manifest\n",
+        },
+    )
+    assert data_room_violations(import_graph(package)) == [
+        "ssdcli.data.prepare.layout (ssdcli.data.prepare) imports ssdcli.data.pipeline.loader "
+        "(ssdcli.data.pipeline)",
+        "ssdcli.data.readers.voc (ssdcli.data.readers) imports ssdcli.data.prepare.layout "
+        "(ssdcli.data.prepare)",
+    ]
+
+
+def test_detect_sources_lives_with_detect() -> None:
+    """``ssd detect``'s input handling is part of the detect group, not of the data layer."""
+    graph = import_graph(PACKAGE)
+    assert "ssdcli.detect.sources" in graph
+    assert place("ssdcli.detect.sources") == (8, "ssdcli.detect")
+    assert not any(name.startswith("ssdcli.data.sources") for name in graph)
+
+
 def _write_package(root: Path, files: dict[str, str]) -> Path:
     package = root / "ssdcli"
     for name, text in files.items():

@@ -1,21 +1,58 @@
-"""Splits for a data set that has none (or only one): deterministic, duplicates kept together.
+"""A data set's splits: the ones made when it has none, and the derived ones.
 
-``make_splits`` assigns each group of same-picture images (:mod:`ssdcli.data.dedup`) to ``test``,
-``val`` or ``train``. The order is a hash of the seed and the group's first image id, so the same
-data and seed give the same splits on any machine, and adding an image moves no other group.
-Groups fill ``test`` then ``val`` up to their fractions of the images; the rest is ``train``.
+* :func:`make_splits` gives a data set without splits of its own (or with one) train/val/test.
+  Each group of same-picture images (:mod:`ssdcli.data.prepare.dedup`) goes to one split; the
+  order is a hash of the seed and the group's first image id, so the same data and seed give the
+  same splits on any machine, and adding an image moves no other group. Groups fill ``test`` then
+  ``val`` up to their fractions of the images; the rest is ``train``.
+* :func:`add_trainval` derives ``trainval`` (the recipe's default training split), and
+  :func:`eval_split_note` says which split ``ssd eval`` will read when there is no ``test``.
+* :func:`shared_pictures_note` warns when the data set's own splits divide copies of a picture.
+
+Split names and their aliases (``val`` finds ``valid``) are
+:func:`ssdcli.data.records.resolve_split`, since a :class:`Manifest` looks its splits up by them.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 
-from ssdcli.data.dedup import duplicate_groups
-from ssdcli.data.records import Manifest
+from ssdcli.data.prepare.dedup import duplicate_groups
+from ssdcli.data.records import Manifest, resolve_split
 from ssdcli.errors import UsageError
 
 MADE_SPLITS = ("train", "val", "test")
+
+# The split `ssd eval` reads unless told otherwise (the recipe's data.test_split default).
+EVAL_DEFAULT_SPLIT = "test"
+
+
+def add_trainval(splits: dict[str, list[int]]) -> None:
+    """Adds ``trainval`` = train + val (or valid) when both exist and ``trainval`` does not.
+
+    ``trainval`` is the recipe's default training split (the VOC convention).
+    """
+    val = resolve_split(splits, "val")
+    if "trainval" not in splits and "train" in splits and val is not None:
+        splits["trainval"] = sorted(set(splits["train"]) | set(splits[val]))
+
+
+def eval_split_note(splits: Mapping[str, list[int]]) -> str | None:
+    """One line on the split `ssd eval` will use when the data set has train and val but no test.
+
+    `ssd eval` evaluates ``--split``, else the recipe's ``data.test_split`` (``test``); it does not
+    fall back to another split, so the line says what to pass instead.
+    """
+    val = resolve_split(splits, "val")
+    if EVAL_DEFAULT_SPLIT in splits or val is None or "train" not in splits:
+        return None
+    return (
+        f"no '{EVAL_DEFAULT_SPLIT}' split: `ssd eval` evaluates data.test_split "
+        f"('{EVAL_DEFAULT_SPLIT}' by default), so run it with --split {val} "
+        f"(or set data.test_split={val} and data.val_split={val})"
+    )
 
 
 def needs_splits(manifest: Manifest) -> bool:

@@ -1,7 +1,7 @@
 """A PyTorch Dataset over one split of a :class:`Manifest`.
 
 Keys: ``dataset[(epoch, position)]`` or ``dataset[epoch * len(dataset) + position]`` (what
-:class:`~ssdcli.data.loader.EpochSampler` yields); a plain ``position`` means epoch 0. The
+:class:`~ssdcli.data.pipeline.loader.EpochSampler` yields); a plain ``position`` means epoch 0. The
 augmentation generator is seeded from ``(seed, epoch, position)`` only, so a sample does not
 depend on which worker (or how many workers) produced it, and the epoch reaches persistent
 workers through the key, without shared state.
@@ -23,8 +23,13 @@ import torch
 from torch.utils.data import Dataset
 
 from ssdcli.data.images import read_image_rgb
+from ssdcli.data.pipeline.transforms import (
+    AugmentSettings,
+    augment_ssd,
+    normalize_image,
+    preprocess_image,
+)
 from ssdcli.data.records import Manifest, Record
-from ssdcli.data.transforms import AugmentSettings, augment_ssd, normalize_image, preprocess_image
 from ssdcli.errors import DataError
 
 if TYPE_CHECKING:

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from layout_builders import write_image
 
-from ssdcli.data.dedup import duplicate_groups
+from ssdcli.data.prepare.dedup import duplicate_groups
+from ssdcli.data.prepare.splits import assign_splits, make_splits, split_target
 from ssdcli.data.records import Manifest, Record
-from ssdcli.data.splitmaker import assign_splits, make_splits, split_target
 from ssdcli.errors import UsageError
 
 fractions = st.floats(0.0, 0.45).map(lambda v: round(v, 2))
@@ -107,7 +107,7 @@ def test_same_pictures_land_in_one_split(
 def test_pictures_shared_by_the_data_sets_own_splits_are_noted(tmp_path: Path) -> None:
     from layout_builders import voc_xml
 
-    from ssdcli.data.layout import open_dataset
+    from ssdcli.data.prepare.layout import open_dataset
 
     for split, stem, size in (("train", "x", (40, 50)), ("valid", "y", (80, 100))):
         write_image(tmp_path / split / f"{stem}.jpg", *size, seed=11)  # y: x at twice the size

@@ -18,8 +18,9 @@ from pathlib import Path
 from xml.parsers import expat
 
 from ssdcli.data.images import ImageFinder
+from ssdcli.data.readers.base import SPLIT_FOLDER_NAMES, Reader
+from ssdcli.data.readers.validate import ProblemLog, check_image, clean_objects, resolve_class_names
 from ssdcli.data.records import Manifest, Record
-from ssdcli.data.validate import ProblemLog, check_image, clean_objects, resolve_class_names
 from ssdcli.errors import DataError
 
 
@@ -161,24 +162,41 @@ def _split_lists(year_dir: Path) -> dict[str, list[str]]:
     return splits
 
 
+def is_devkit(folder: Path) -> bool:
+    """Whether ``folder`` is a VOC devkit: ``Annotations/`` + ``JPEGImages/`` in it, or in a
+    year folder of it or of its ``VOCdevkit/`` (split-named folders do not count)."""
+    if not folder.is_dir():
+        return False
+    if (folder / "Annotations").is_dir() and (folder / "JPEGImages").is_dir():
+        return True
+    base = folder / "VOCdevkit" if (folder / "VOCdevkit").is_dir() else folder
+    return any(
+        (d / "Annotations").is_dir() and (d / "JPEGImages").is_dir()
+        for d in base.iterdir()
+        if d.is_dir() and d.name not in SPLIT_FOLDER_NAMES
+    )
+
+
 def read_voc(
-    root: str | Path,
+    source: str | Path,
     splits: Sequence[str] | None = None,
     class_names: Sequence[str] | None = None,
     decode: bool = False,
+    images_dir: str | Path | None = None,
 ) -> Manifest:
-    """Reads and validates a VOC data set.
+    """Reads and validates a VOC data set (:class:`ssdcli.data.readers.base.ReadFn`).
 
     Args:
-        root: VOCdevkit, year folder, or any folder with ``Annotations/`` and ``JPEGImages/``.
+        source: VOCdevkit, year folder, or any folder with ``Annotations/`` and ``JPEGImages/``.
         splits: split names to keep (all found if None).
         class_names: class list (sorted names found if None); other names are problems.
         decode: fully decode every image instead of reading headers.
+        images_dir: not used: a devkit keeps its images in ``JPEGImages/``.
 
     Returns:
         A :class:`Manifest` with ``format="voc"`` and the problems found.
     """
-    root = Path(root).resolve()
+    root = Path(source).resolve()
     if not root.is_dir():
         raise DataError(f"VOC folder {root} does not exist; fix: check the path")
     log = ProblemLog()
@@ -254,3 +272,12 @@ def record_from(item: _Parsed, names: list[str], log: ProblemLog, decode: bool) 
         where.append(f"line {line} box ({', '.join(f'{v:g}' for v in box)})")
     cleaned = clean_objects(boxes, labels, flags, where, size_hw, names, item.xml_path, log)
     return Record.make(item.image_id, item.image_path, size_hw, *cleaned)
+
+
+READER = Reader(
+    name="voc-devkit",
+    formats=("voc",),
+    looks_like="Annotations/ + JPEGImages/ (VOC devkit, also in VOCdevkit/VOC20xx/)",
+    matches=is_devkit,
+    read=read_voc,
+)

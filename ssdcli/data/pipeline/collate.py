@@ -56,7 +56,8 @@ class Batch:
 
 
 def collate(samples: list[tuple[torch.Tensor, dict]]) -> Batch:
-    """Stacks :class:`~ssdcli.data.dataset.DetectionDataset` samples into a :class:`Batch`."""
+    """Stacks :class:`~ssdcli.data.pipeline.dataset.DetectionDataset` samples into a
+    :class:`Batch`."""
     images, targets = zip(*samples, strict=True)
     count = len(samples)
     width = max(1, max(len(t["labels"]) for t in targets))

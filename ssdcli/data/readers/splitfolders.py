@@ -1,11 +1,9 @@
-"""Data sets laid out as folders: one folder per split, or YOLO ``images/`` + ``labels/``.
+"""Data sets laid out as one folder per split, each in one of the other readers' formats.
 
 Split folders are ``train/``, ``valid/`` or ``val/`` (or ``validation/``) and ``test/``; each holds
 images with VOC XML beside them, or images with one COCO JSON, or ``images/`` + ``labels/`` (YOLO,
-class names from ``classes.txt``). The split names are the folders' names. The YOLO folder form
-without a ``data.yaml`` is ``images/<split>/`` + ``labels/<split>/`` (or images straight in
-``images/``: one split ``all``), class names from ``classes.txt`` (one a line, in label order).
-Boxes leave as every reader's: xyxy pixels.
+class names from ``classes.txt``). The split names are the folders' names. Boxes leave as every
+reader's: xyxy pixels.
 """
 
 from __future__ import annotations
@@ -15,15 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ssdcli.data.coco import looks_like_coco, read_coco_files
-from ssdcli.data.flatvoc import flat_voc_folders, read_flat_voc
-from ssdcli.data.images import is_image_file
+from ssdcli.data.readers.base import SPLIT_FOLDER_NAMES, Reader, only_splits
+from ssdcli.data.readers.coco import read_coco_files
+from ssdcli.data.readers.coco_files import looks_like_coco
+from ssdcli.data.readers.flatvoc import flat_voc_folders, read_flat_voc_split
+from ssdcli.data.readers.yolo_folders import read_yolo_folder_data
 from ssdcli.data.records import Manifest, Record
-from ssdcli.data.yolo import read_yolo_data
 from ssdcli.errors import DataError
-
-SPLIT_FOLDER_NAMES = ("train", "valid", "val", "validation", "test")
-CLASS_FILES = ("classes.txt", "obj.names", "classes.names")
 
 
 def split_folders(folder: Path) -> dict[str, Path]:
@@ -48,13 +44,28 @@ def split_kind(folder: Path) -> str | None:
     return None
 
 
+def split_formats(folder: Path) -> set[str]:
+    """The formats the split folders of ``folder`` hold (empty: not split folders)."""
+    if not folder.is_dir():
+        return set()
+    return {kind for path in split_folders(folder).values() if (kind := split_kind(path))}
+
+
 def read_split_folders(
-    root: Path,
+    source: str | Path,
+    splits: Sequence[str] | None = None,
     class_names: Sequence[str] | None = None,
     decode: bool = False,
-    images_dir: Path | None = None,
+    images_dir: str | Path | None = None,
 ) -> Manifest:
-    """Reads ``root/{train,valid|val,test}/`` (see the module docstring); one format for all."""
+    """Reads ``source/{train,valid|val,test}/`` (see the module docstring); one format for all
+    (:class:`ssdcli.data.readers.base.ReadFn`)."""
+    return only_splits(_read_split_folders(Path(source), class_names, decode, images_dir), splits)
+
+
+def _read_split_folders(
+    root: Path, class_names: Sequence[str] | None, decode: bool, images_dir: str | Path | None
+) -> Manifest:
     folders = split_folders(root)
     kinds = {split: split_kind(path) for split, path in folders.items()}
     unknown = [split for split, kind in kinds.items() if kind is None]
@@ -72,59 +83,12 @@ def read_split_folders(
         return read_coco_files(files, root, None, class_names, decode, images_dir)
     if kind == "yolo":
         data = {split: f"{split}/images" for split in folders}
-        return _read_yolo_folders(root, data, class_names, decode, list(folders))
+        return read_yolo_folder_data(root, data, class_names, decode, list(folders))
     parts = {
-        split: read_flat_voc(path, split, class_names, decode, images_dir)
+        split: read_flat_voc_split(path, split, class_names, decode, images_dir)
         for split, path in folders.items()
     }
     return merge_splits(parts, root)
-
-
-def class_file(root: Path) -> Path | None:
-    """The ``classes.txt`` (or darknet ``obj.names``) of a YOLO folder, if any."""
-    for folder in (root, root / "labels", root.parent):
-        for name in CLASS_FILES:
-            if (folder / name).is_file():
-                return folder / name
-    return None
-
-
-def read_yolo_folders(
-    root: Path, class_names: Sequence[str] | None = None, decode: bool = False
-) -> Manifest:
-    """Reads ``images/<split>/`` + ``labels/<split>/`` (or flat ``images/``) without a YAML."""
-    images = root / "images"
-    subs = sorted(d.name for d in images.iterdir() if d.is_dir())
-    if any(is_image_file(p) for p in images.iterdir()) or not subs:
-        data = {"all": "images"}
-    else:
-        data = {name: f"images/{name}" for name in subs}
-    return _read_yolo_folders(root, data, class_names, decode, list(data))
-
-
-def _read_yolo_folders(
-    root: Path,
-    data: dict[str, str],
-    class_names: Sequence[str] | None,
-    decode: bool,
-    split_keys: list[str],
-) -> Manifest:
-    names_file = class_file(root)
-    if names_file is not None:
-        lines = names_file.read_text(encoding="utf-8", errors="replace").splitlines()
-        names: list[str] = [line.strip() for line in lines if line.strip()]
-        origin = names_file
-    elif class_names:
-        names, origin = list(class_names), root / "data.yaml"
-    else:
-        raise DataError(
-            f"{root}: YOLO labels without class names (no data.yaml, classes.txt or obj.names); "
-            "fix: add classes.txt with one class name a line in label order, or pass --classes"
-        )
-    path = root if origin.parent != root else "."
-    return read_yolo_data(
-        {"path": str(path), "names": names, **data}, origin, None, class_names, decode, split_keys
-    )
 
 
 def merge_splits(parts: dict[str, Manifest], source: Path) -> Manifest:
@@ -164,3 +128,15 @@ def merge_splits(parts: dict[str, Manifest], source: Path) -> Manifest:
         merged.problems += part.problems
         merged.notes += [n for n in part.notes if n not in merged.notes]
     return merged
+
+
+READER = Reader(
+    name="split-folders",
+    formats=("voc", "coco", "yolo"),
+    looks_like=(
+        "train/, valid/ or val/, test/ each with VOC XML, one COCO JSON or images/ + labels/"
+    ),
+    matches=lambda path: bool(split_formats(path)),
+    read=read_split_folders,
+    found_formats=split_formats,
+)

@@ -8,8 +8,9 @@ Layouts accepted for ``folder``:
 
 Each XML's image is found by its ``<filename>``, else by the XML's stem with any image suffix in any
 case (see :class:`ssdcli.data.images.ImageFinder`). There are no split lists: every image goes into
-one split, named ``all`` unless the caller names it (a split folder passes ``train``, ``valid``...).
-Boxes are devkit coordinates converted as by :mod:`ssdcli.data.voc` (xyxy pixels, 0-based).
+one split: ``all`` (:func:`read_flat_voc`), or the name a split folder gives it
+(:func:`read_flat_voc_split`: ``train``, ``valid``...).
+Boxes are devkit coordinates converted as by :mod:`ssdcli.data.readers.voc` (xyxy pixels, 0-based).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ssdcli.data.images import ImageFinder
+from ssdcli.data.readers.base import Reader, only_splits
+from ssdcli.data.readers.validate import ProblemLog, resolve_class_names
+from ssdcli.data.readers.voc import parse_annotation, record_from
 from ssdcli.data.records import Manifest, Record
-from ssdcli.data.validate import ProblemLog, resolve_class_names
-from ssdcli.data.voc import parse_annotation, record_from
 from ssdcli.errors import DataError
 
 ANNOTATION_DIRS = ("annotations", "Annotations")
@@ -40,8 +42,20 @@ def flat_voc_folders(folder: Path) -> tuple[Path, list[Path]] | None:
 
 
 def read_flat_voc(
+    source: str | Path,
+    splits: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
+    decode: bool = False,
+    images_dir: str | Path | None = None,
+) -> Manifest:
+    """Reads a flat VOC folder into one split ``all`` (:class:`ssdcli.data.readers.base.ReadFn`;
+    ``images_dir`` is searched for the images before the usual folders)."""
+    return only_splits(read_flat_voc_split(source, "all", class_names, decode, images_dir), splits)
+
+
+def read_flat_voc_split(
     folder: str | Path,
-    split: str = "all",
+    split: str,
     class_names: Sequence[str] | None = None,
     decode: bool = False,
     images_dir: str | Path | None = None,
@@ -81,3 +95,12 @@ def read_flat_voc(
             records.append(record)
     splits = {split: list(range(len(records)))}
     return Manifest(names, records, splits, None, str(folder), "voc", log.problems)
+
+
+READER = Reader(
+    name="voc-flat",
+    formats=("voc",),
+    looks_like="VOC *.xml beside the images, or annotations/ + images/",
+    matches=lambda path: path.is_dir() and flat_voc_folders(path) is not None,
+    read=read_flat_voc,
+)

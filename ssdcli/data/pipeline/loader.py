@@ -1,7 +1,8 @@
 """DataLoader construction from a dataset and the recipe's settings.
 
-The batches come from :class:`~ssdcli.data.sampler.EpochBatchSampler` (keys ``(epoch, index)``;
-the dataset derives its augmentation seed from them, see :mod:`ssdcli.data.dataset`).
+The batches come from :class:`~ssdcli.data.pipeline.sampler.EpochBatchSampler` (keys
+``(epoch, index)``; the dataset derives its augmentation seed from them, see
+:mod:`ssdcli.data.pipeline.dataset`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch.utils.data import DataLoader
 
-from ssdcli.data.collate import collate
-from ssdcli.data.dataset import DetectionDataset
+from ssdcli.data.pipeline.collate import collate
+from ssdcli.data.pipeline.dataset import DetectionDataset
+from ssdcli.data.pipeline.sampler import EpochBatchSampler
+from ssdcli.data.pipeline.transforms import AugmentSettings
 from ssdcli.data.records import Manifest
-from ssdcli.data.sampler import EpochBatchSampler
-from ssdcli.data.transforms import AugmentSettings
 
 if TYPE_CHECKING:
     from ssdcli.config import DataConfig, InputConfig
@@ -31,11 +32,11 @@ def build_loader(
     persistent_workers: bool = False,
     pin_memory: bool = False,
 ) -> DataLoader:
-    """A DataLoader of :class:`~ssdcli.data.collate.Batch` es over ``dataset``.
+    """A DataLoader of :class:`~ssdcli.data.pipeline.collate.Batch` es over ``dataset``.
 
     Training shuffles per epoch and drops the last incomplete batch; evaluation keeps order and
-    every sample. ``loader.batch_sampler`` is the :class:`~ssdcli.data.sampler.EpochBatchSampler`
-    (``set_epoch`` for resuming).
+    every sample. ``loader.batch_sampler`` is the
+    :class:`~ssdcli.data.pipeline.sampler.EpochBatchSampler` (``set_epoch`` for resuming).
 
     Workers are forked and keep OpenCV's thread setting: calling ``cv2.setNumThreads`` inside a
     forked worker can deadlock when the parent had used OpenCV's thread pool, so it is not done

@@ -1,9 +1,11 @@
-"""Reading a data set into a :class:`Manifest`: by format, or from the recipe's ``data`` section.
+"""The manifest a command uses: by format, or from the recipe's ``data`` section.
 
-``read_dataset`` dispatches on the format; ``build_manifest`` is what the engine calls with the
-recipe's ``data`` section (``data.manifest`` if set, else ``data.root`` in any layout of
-``data.format`` read by :func:`ssdcli.data.layout.open_dataset`, the synthetic set being
-generated there on first use).
+``read_dataset`` reads a data set of one format through the reader registry (layout detected);
+``build_manifest`` is what the commands call with the recipe's ``data`` section (``data.manifest``
+if set, else ``data.root`` in any layout of ``data.format`` read by
+:func:`ssdcli.data.prepare.layout.open_dataset`, the synthetic set being generated there on first
+use). ``locate_data`` / ``anchor_data_paths`` find a run's data where training found it;
+``relabel`` re-indexes a manifest to other class names.
 """
 
 from __future__ import annotations
@@ -15,18 +17,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ssdcli.data.coco import read_coco
+from ssdcli.data.prepare.layout import detect_layout, open_dataset
+from ssdcli.data.prepare.splits import add_trainval
+from ssdcli.data.prepare.synthetic import ensure_synthetic
+from ssdcli.data.readers.registry import formats
+from ssdcli.data.readers.voc import read_voc
 from ssdcli.data.records import MANIFEST_NAME, Manifest, Problem, Record
-from ssdcli.data.splits import add_trainval
-from ssdcli.data.synthetic import ensure_synthetic
-from ssdcli.data.voc import read_voc
-from ssdcli.data.yolo import read_yolo
 from ssdcli.errors import DataError
 
 if TYPE_CHECKING:
     from ssdcli.config import DataConfig
-
-READERS = {"voc": read_voc, "coco": read_coco, "yolo": read_yolo}
 
 
 def read_dataset(
@@ -36,14 +36,24 @@ def read_dataset(
     class_names: Sequence[str] | None = None,
     decode: bool = False,
 ) -> Manifest:
-    """Reads and validates a data set of ``format`` (``voc``, ``coco``, ``yolo``).
+    """Reads and validates a data set of ``format`` (a format of the reader registry, e.g.
+    ``voc``, ``coco``, ``yolo``), in whichever of that format's layouts ``source`` has.
 
-    A ``trainval`` split is added as ``train`` + ``val`` (or ``valid``) when the data set has both
-    but no ``trainval`` (the default ``data.train_split``).
+    Unlike :func:`ssdcli.data.prepare.layout.open_dataset` it makes no splits; a ``trainval``
+    split is added as ``train`` + ``val`` (or ``valid``) when the data set has both but no
+    ``trainval`` (the default ``data.train_split``).
+
+    Raises:
+        DataError: ``format`` is no reader's, ``source`` does not exist or is malformed.
+        UsageError: ``source`` is in no layout of ``format``.
     """
-    if format not in READERS:
-        raise DataError(f"unknown data format {format!r}; fix: use one of {sorted(READERS)}")
-    manifest = READERS[format](source, splits, class_names, decode)
+    known = formats()
+    if format not in known:
+        raise DataError(f"unknown data format {format!r}; fix: use one of {list(known)}")
+    path = Path(source).resolve()
+    if not path.exists():
+        raise DataError(f"data set {path} does not exist; fix: check the path")
+    manifest = detect_layout(path, format).read(path, splits, class_names, decode)
     add_trainval(manifest.splits)
     return manifest
 
@@ -148,8 +158,6 @@ def build_manifest(data_cfg: DataConfig, generate: bool = True) -> Manifest:
                 f"data.root {root} does not exist: no {data_cfg.format} data set there; fix: "
                 "set data.root (or data.manifest from `ssd prepare-data`) to your data set"
             )
-        from ssdcli.data.layout import open_dataset  # imports every reader; only needed here
-
         # Any layout of data.format (VOC devkit or flat, split folders, COCO, YOLO); data
         # without splits gets the same train/val/test as `ssd prepare-data` makes by default.
         return open_dataset(root, data_cfg.format, class_names=data_cfg.class_names)

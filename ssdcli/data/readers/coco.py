@@ -20,9 +20,11 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from ssdcli.data.coco_exports import ids_repeat, parent_categories
+from ssdcli.data.readers.base import Reader
+from ssdcli.data.readers.coco_exports import ids_repeat, parent_categories
+from ssdcli.data.readers.coco_files import coco_split_name, is_coco, json_files
+from ssdcli.data.readers.validate import ProblemLog, check_image, clean_objects
 from ssdcli.data.records import Manifest, Record
-from ssdcli.data.validate import ProblemLog, check_image, clean_objects
 from ssdcli.errors import DataError
 
 
@@ -65,32 +67,6 @@ def _finite(value: object) -> bool:
         return math.isfinite(float(value))
     except OverflowError:
         return False
-
-
-def looks_like_coco(path: Path) -> bool:
-    """Whether a JSON file's head names COCO's ``images`` or ``categories`` list (cheap check).
-
-    Exporters write ``info``, ``licenses``, then the lists, so the first 64 kB tell; layout
-    detection uses it to pass over other JSON files (tool settings, metadata).
-    """
-    try:
-        with path.open("rb") as file:
-            head = file.read(65536)
-    except OSError:
-        return False
-    return b'"images"' in head or b'"categories"' in head
-
-
-def _json_files(source: Path) -> list[Path]:
-    if source.is_file():
-        return [source]
-    if not source.is_dir():
-        raise DataError(f"COCO source {source} does not exist; fix: check the path")
-    folder = source / "annotations" if (source / "annotations").is_dir() else source
-    files = sorted(folder.glob("instances_*.json")) or sorted(folder.glob("*.json"))
-    if not files:
-        raise DataError(f"no COCO JSON file in {folder}; fix: point at instances_<split>.json")
-    return files
 
 
 def _categories(files: dict[str, tuple[Path, dict]]) -> dict[int, str]:
@@ -167,13 +143,17 @@ def read_coco(
     decode: bool = False,
     images_dir: str | Path | None = None,
 ) -> Manifest:
-    """Reads and validates COCO instances files (see the module docstring for the layout).
+    """Reads and validates COCO instances files (see the module docstring for the layout;
+    :class:`ssdcli.data.readers.base.ReadFn`).
 
     Returns:
         A :class:`Manifest` with ``format="coco"``, ``category_ids`` set, ``iscrowd`` flags kept.
     """
     source = Path(source).resolve()
-    files = {path.stem.removeprefix("instances_"): path for path in _json_files(source)}
+    if source.is_file():
+        files = {coco_split_name(source): source}
+    else:
+        files = {path.stem.removeprefix("instances_"): path for path in json_files(source)}
     return read_coco_files(files, source, splits, class_names, decode, images_dir)
 
 
@@ -283,3 +263,13 @@ def _record(
         [o[3] for o in objects], size_hw, names, path, log,
     )  # fmt: skip
     return Record.make(str(image["id"]), image_path, size_hw, *cleaned)
+
+
+READER = Reader(
+    name="coco",
+    formats=("coco",),
+    looks_like="COCO *.json in the folder or in annotations/",
+    matches=is_coco,
+    read=read_coco,
+    reads_file="a COCO *.json",
+)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from ssdcli.data.images import image_size_hw, load_image, reduction_factor
-from ssdcli.data.sources import SourceItem, expand_sources, iter_frames
+from ssdcli.detect.sources import SourceItem, expand_sources, iter_frames
 from ssdcli.errors import DataError
 
 

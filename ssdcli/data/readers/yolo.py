@@ -21,8 +21,9 @@ from pathlib import Path
 import yaml
 
 from ssdcli.data.images import IMAGE_SUFFIXES
+from ssdcli.data.readers.base import Reader
+from ssdcli.data.readers.validate import ProblemLog, check_image, clean_objects
 from ssdcli.data.records import Manifest, Record
-from ssdcli.data.validate import ProblemLog, check_image, clean_objects
 from ssdcli.errors import DataError
 
 SPLIT_KEYS = ("train", "val", "test")
@@ -148,10 +149,13 @@ def read_yolo(
     splits: Sequence[str] | None = None,
     class_names: Sequence[str] | None = None,
     decode: bool = False,
+    images_dir: str | Path | None = None,
 ) -> Manifest:
-    """Reads and validates a YOLO data set (``source``: the data.yaml or its folder).
+    """Reads and validates a YOLO data set (``source``: the data.yaml or its folder;
+    :class:`ssdcli.data.readers.base.ReadFn`).
 
     ``class_names`` must equal ``names`` of the YAML when given (YOLO labels are indices).
+    ``images_dir`` is not used: the YAML names the image folders.
     """
     yaml_path, data = _load_yaml(Path(source).resolve())
     return read_yolo_data(data, yaml_path, splits, class_names, decode)
@@ -259,3 +263,20 @@ def _read_one(
     except ValueError:
         image_id = image_path.stem
     return Record.make(image_id, image_path, size_hw, *cleaned)
+
+
+def is_yolo_yaml(path: Path) -> bool:
+    """A folder with a ``data.yaml``, or a ``.yaml`` / ``.yml`` file."""
+    if path.is_dir():
+        return (path / "data.yaml").is_file()
+    return path.is_file() and path.suffix.lower() in (".yaml", ".yml")
+
+
+READER = Reader(
+    name="yolo-yaml",
+    formats=("yolo",),
+    looks_like="data.yaml",
+    matches=is_yolo_yaml,
+    read=read_yolo,
+    reads_file="a data.yaml (YOLO)",
+)

@@ -1,0 +1,2 @@
+"""The training and evaluation data path (torch): dataset, transforms, collate, sampler,
+loader."""

@@ -1,0 +1,1 @@
+"""Preparing a data set: layout detection, splits, duplicates, statistics, the manifest."""
