@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
@@ -51,6 +51,10 @@ class ConsoleReporter:
 
     def warn(self, text: str) -> None:
         self.warn_to.print(f"{self.warn_prefix}{escape(text)}", highlight=False, soft_wrap=True)
+
+    def show(self, renderable: RenderableType) -> None:
+        """A Rich table (or any renderable) on the notes' console."""
+        self.console.print(renderable)
 
 
 def say(text: str) -> None:
