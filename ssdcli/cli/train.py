@@ -71,7 +71,7 @@ def train_command(
     Writes runs/<name>/ with recipe.yaml, metrics.csv, last.pt, best.pt and plots. Ctrl-C saves
     a checkpoint (exit 130); --resume continues it exactly where it stopped.
     """
-    from ssdcli.train import TrainRequest, run
+    from ssdcli.train import InterruptedAtOnce, TrainRequest, run
 
     request = TrainRequest(
         recipe=recipe,
@@ -84,7 +84,7 @@ def train_command(
     )
     try:
         result = run(request, _Reporter())
-    except KeyboardInterrupt:
+    except InterruptedAtOnce:
         console.print("[red]interrupted at once; the last saved checkpoint is kept[/]")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if result.interrupted:

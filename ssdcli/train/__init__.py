@@ -10,6 +10,6 @@ reporter -> the :class:`~ssdcli.train.loop.TrainResult`), which names the run fo
 Ctrl-C, and the run log (:mod:`~ssdcli.train.runlog`).
 """
 
-from ssdcli.train.run import TrainReporter, TrainRequest, run
+from ssdcli.train.run import InterruptedAtOnce, TrainReporter, TrainRequest, run
 
-__all__ = ["TrainReporter", "TrainRequest", "run"]
+__all__ = ["InterruptedAtOnce", "TrainReporter", "TrainRequest", "run"]

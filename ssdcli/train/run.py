@@ -37,6 +37,14 @@ class TrainReporter(Reporter, Protocol):
         """The data set of ``--data`` in a few lines: sizes, splits, classes, problems."""
 
 
+class InterruptedAtOnce(Exception):
+    """A second Ctrl-C stopped training without a checkpoint (the last saved one is kept).
+
+    Raised instead of ``KeyboardInterrupt`` once training has started, so that the caller can
+    tell it from a Ctrl-C while the run was still being set up.
+    """
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainRequest:
     """What ``ssd train`` was asked.
@@ -66,10 +74,10 @@ class TrainRequest:
 def run(request: TrainRequest, reporter: TrainReporter) -> TrainResult:
     """Trains as ``request`` says; returns where the run is and how far it got.
 
-    ``interrupted`` in the result is True after a Ctrl-C that left a checkpoint; a second
-    Ctrl-C (or one before training started) raises ``KeyboardInterrupt``.
+    ``interrupted`` in the result is True after a Ctrl-C that left a checkpoint.
 
     Raises:
+        InterruptedAtOnce: a Ctrl-C during training that left no new checkpoint.
         UsageError, RecipeError: bad options or recipe values (exit 2), before any work.
         DataError: the data set is missing or unusable (before a run folder or model exists).
     """
@@ -110,10 +118,13 @@ def run(request: TrainRequest, reporter: TrainReporter) -> TrainResult:
 
     resume = request.resume is not None
     processes = process_count(cfg.train.processes, parse_device(request.device).split(":")[0])
-    if processes > 1:  # CPU data parallelism: the processes are started here
-        return spawn_fit(cfg, run_dir, processes, resume, manifest)
-    return fit(cfg, run_dir, request.device, resume=resume, console=reporter.console,
-               manifest=manifest)  # fmt: skip
+    try:
+        if processes > 1:  # CPU data parallelism: the processes are started here
+            return spawn_fit(cfg, run_dir, processes, resume, manifest)
+        return fit(cfg, run_dir, request.device, resume=resume, console=reporter.console,
+                   manifest=manifest)  # fmt: skip
+    except KeyboardInterrupt:
+        raise InterruptedAtOnce() from None
 
 
 def _with_time_budget(sets: list[str], time_budget: str | None) -> list[str]:
