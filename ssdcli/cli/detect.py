@@ -20,7 +20,8 @@ from ssdcli.cli.common import console, err_console
 from ssdcli.device import DEVICE_CHOICES, DEVICE_METAVAR, PRECISION_METAVAR, PRECISION_NAMES
 
 if TYPE_CHECKING:
-    from ssdcli.detect.run import DetectStart, DetectSummary, FrameResult
+    from ssdcli.detect.frames import DetectSummary, FrameResult
+    from ssdcli.detect.run import DetectStart
 
 MAX_TABLES = 10
 """Up to this many images get a table each; more get one summary table."""
