@@ -1,4 +1,5 @@
-"""``ssd benchmark``'s one entry point: :func:`run_benchmark`.
+"""``ssd benchmark``'s one entry point: :func:`run` (a :class:`BenchRequest` and a reporter ->
+a :class:`~ssdcli.benchmark.table.BenchResult`).
 
 For one checkpoint it builds these rows, in order, each one timed on the same decoded images and
 scored on the same split:
@@ -29,6 +30,7 @@ from ssdcli.benchmark.formats import INT8, missing_package
 from ssdcli.benchmark.table import BenchResult, BenchRow, cell, write_files
 from ssdcli.benchmark.timing import ms_per_image
 from ssdcli.errors import ExportError, UsageError
+from ssdcli.reporting import Reporter
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,7 +46,7 @@ RUNTIME_NAMES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BenchRequest:
     """What ``ssd benchmark`` was asked.
 
@@ -93,8 +95,10 @@ def machine() -> dict[str, Any]:
     return {"cpu": name, "cores": os.cpu_count(), "load_avg_1_5_15": [round(v, 2) for v in load]}
 
 
-def run_benchmark(request: BenchRequest, log: Callable[[str], None] = print) -> BenchResult:
+def run(request: BenchRequest, reporter: Reporter) -> BenchResult:
     """Export, verify, time and score the model in every asked form (see the module doc).
+
+    ``reporter`` hears each step (exports, timings, scores) as it goes.
 
     Raises:
         UsageError: the model is not a checkpoint; int8 asked without data.
@@ -102,8 +106,16 @@ def run_benchmark(request: BenchRequest, log: Callable[[str], None] = print) -> 
     """
     import torch
 
+    from ssdcli import paths
     from ssdcli.checkpoint.file import load_detector
+    from ssdcli.errors import CheckpointError, DataError
     from ssdcli.infer.open import model_format
+
+    paths.existing_file(request.model, "MODEL", paths.CHECKPOINT_FILE, CheckpointError)
+    if request.data is not None:
+        paths.existing_file(
+            request.data, "--data", "a manifest.json from ssd prepare-data", DataError
+        )
 
     fmt = model_format(request.model)
     if fmt != "checkpoint":
@@ -118,7 +130,7 @@ def run_benchmark(request: BenchRequest, log: Callable[[str], None] = print) -> 
     threads = list(request.threads) or [torch.get_num_threads()]
     out = request.out or request.model.parent / "benchmark"
     out.mkdir(parents=True, exist_ok=True)
-    bench = _Bench(request, loaded, manifest, split, images, threads, log)
+    bench = _Bench(request, loaded, manifest, split, images, threads, reporter.note)
     original_threads = torch.get_num_threads()
     try:
         rows = bench.eager_rows()

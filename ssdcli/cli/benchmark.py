@@ -10,9 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ssdcli import paths
 from ssdcli.cli.common import console, err_console
-from ssdcli.errors import CheckpointError, DataError
 
 if TYPE_CHECKING:
     from ssdcli.benchmark.table import BenchResult
@@ -60,29 +58,23 @@ def benchmark_command(
     ] = 64,
 ) -> None:
     """Export a checkpoint to each format, verify, time and score each, in one table."""
+    from ssdcli.benchmark import BenchRequest, run
     from ssdcli.benchmark.formats import parse_formats, parse_ints
-    from ssdcli.benchmark.run import BenchRequest, run_benchmark
+    from ssdcli.cli.render import ConsoleReporter
 
-    paths.existing_file(model, "MODEL", paths.CHECKPOINT_FILE, CheckpointError)
-    if data is not None:
-        paths.existing_file(data, "--data", "a manifest.json from ssd prepare-data", DataError)
     request = BenchRequest(
-        model,
-        tuple(parse_formats(formats)),
-        data,
-        split,
-        tuple(parse_ints(batches, "--batches", [1, 8])),
-        tuple(parse_ints(threads, "--threads", [])),
-        rounds,
-        out,
-        int8,
-        calibration_images,
+        model=model,
+        formats=tuple(parse_formats(formats)),
+        data=data,
+        split=split,
+        batches=tuple(parse_ints(batches, "--batches", [1, 8])),
+        threads=tuple(parse_ints(threads, "--threads", [])),
+        rounds=rounds,
+        out=out,
+        int8=int8,
+        calibration_images=calibration_images,
     )
-
-    def log(message: str) -> None:
-        err_console.print(escape(message), highlight=False, soft_wrap=True)
-
-    result = run_benchmark(request, log)
+    result = run(request, ConsoleReporter(err_console))
     console.print(results_table(result))
     for path in result.written:
         console.print(f"wrote {escape(str(path))}", soft_wrap=True)

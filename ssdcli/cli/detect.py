@@ -1,14 +1,14 @@
 """``ssd detect``: detect objects in images, folders, globs, videos or paths from stdin.
 
 The model is a checkpoint (``.pt``), an ONNX file or a TorchScript file; by default the most
-recently written ``runs/*/best.pt``. torch is imported inside the command only.
+recently written ``runs/*/best.pt``. The options become a
+:class:`~ssdcli.detect.run.DetectRequest` for :func:`ssdcli.detect.run.run`; this module prints
+what it reports (tables, a progress bar, the summary). torch is imported inside the command only.
 """
 
 from __future__ import annotations
 
-import difflib
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,19 +16,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ssdcli import paths
 from ssdcli.cli.common import console, err_console
-from ssdcli.device import (
-    DEVICE_CHOICES,
-    DEVICE_METAVAR,
-    PRECISION_METAVAR,
-    PRECISION_NAMES,
-    parse_device,
-)
-from ssdcli.errors import CheckpointError, UsageError
+from ssdcli.device import DEVICE_CHOICES, DEVICE_METAVAR, PRECISION_METAVAR, PRECISION_NAMES
 
 if TYPE_CHECKING:
-    from ssdcli.detect.run import DetectSummary, FrameResult
+    from ssdcli.detect.frames import DetectSummary, FrameResult
+    from ssdcli.detect.run import DetectStart
 
 MAX_TABLES = 10
 """Up to this many images get a table each; more get one summary table."""
@@ -98,108 +91,77 @@ def detect_command(
 
     Exit code 1 when any input could not be read (each is named on one line; the rest is done).
     """
-    from ssdcli.detect.run import count_frames, run_detect, unique_run_dir
-    from ssdcli.detect.sources import expand_sources
-    from ssdcli.infer.open import find_default_model, open_predictor
-    from ssdcli.postprocess import PostprocessOverrides
+    from ssdcli.detect import DetectRequest, run
 
-    if model is not None:
-        paths.existing_file(model, "--model", paths.MODEL_FILE, CheckpointError)
-    if out is not None:
-        paths.output_dir(out, "--out", "an output folder")
-    if save_json is not None:
-        paths.output_file(save_json, "--save-json", "a JSON file to write")
-    model_path = model if model is not None else find_default_model("runs")
-    torch_device = parse_device(device)
-    asked = PostprocessOverrides(threshold, nms_iou, max_det)
-    predictor = open_predictor(
-        model_path, torch_device, asked, batch_size=batch, precision=precision
+    names = [part.strip() for part in classes.split(",") if part.strip()] if classes else None
+    request = DetectRequest(
+        sources=tuple(sources),
+        model=model,
+        threshold=threshold,
+        nms_iou=nms_iou,
+        max_det=max_det,
+        classes=tuple(names) if names is not None else None,
+        out=out,
+        save_json=save_json,
+        save_images=save_images,
+        batch=batch,
+        device=device,
+        stride=stride,
+        precision=precision,
+        stdin=sys.stdin if "-" in sources else None,
     )
-    if classes:
-        predictor.classes = _class_indices(classes, predictor.class_names)
-    for note in getattr(predictor, "notes", []):
-        err_console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
-    items, problems = expand_sources(sources, sys.stdin if "-" in sources else None)
-    for problem in problems:
+    reporter = _Reporter()
+    outcome = run(request, reporter)
+    if outcome.summary is not None:
+        _print_summary(outcome.summary, reporter.show_tables)
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+class _Reporter:
+    """Prints a detect run: notes and skipped inputs on stderr, the model line, a progress bar
+    (more than one frame), a table per image (up to :data:`MAX_TABLES` images)."""
+
+    def __init__(self) -> None:
+        self.show_tables = False
+        self.class_names: list[str] = []
+        self.progress: Any = None
+        self.task: Any = None
+
+    def note(self, text: str) -> None:
+        err_console.print(f"[yellow]note:[/] {escape(text)}", soft_wrap=True)
+
+    def warn(self, text: str) -> None:
+        _print_warning(text)
+
+    def skipped(self, problem: Any) -> None:
         _print_problem(problem)
-    if not items:
-        raise typer.Exit(1)
-    out_dir = (
-        out if out is not None else unique_run_dir(Path("runs") / "detect", _run_name(sources))
-    )
-    runs_in = getattr(predictor, "precision", None)
-    err_console.print(
-        f"model {escape(str(model_path))} ({predictor.info.fmt}) on {torch_device}"
-        + (f", {PRECISION_NAMES[runs_in]}" if runs_in else ""),
-        soft_wrap=True,
-    )
-    total = count_frames(items, stride)
-    show_tables = total is not None and total <= MAX_TABLES
-    progress = _progress(total) if total is None or total > 1 else nullcontext(None)
-    with progress as bar:
-        task = bar.add_task("detecting", total=total) if bar is not None else None
 
-        def on_result(result: FrameResult) -> None:
-            if show_tables:
-                (bar.console if bar is not None else console).print(
-                    _image_table(result, predictor.class_names)
-                )
-            if bar is not None:
-                bar.advance(task)
-
-        summary = run_detect(
-            predictor,
-            items,
-            out_dir,
-            stride=stride,
-            save_images=save_images,
-            save_json=save_json,
-            on_result=on_result,
-            on_problem=_print_problem,
-            on_warning=_print_warning,
+    def begin(self, start: DetectStart) -> None:
+        err_console.print(
+            f"model {escape(str(start.model))} ({start.fmt}) on {start.device}"
+            + (f", {PRECISION_NAMES[start.precision]}" if start.precision else ""),
+            soft_wrap=True,
         )
-    _print_summary(summary, show_tables)
-    if problems or summary.problems:
-        raise typer.Exit(1)
+        total = start.frames
+        self.show_tables = total is not None and total <= MAX_TABLES
+        self.class_names = start.class_names
+        if total is None or total > 1:
+            self.progress = _progress(total)
+            self.progress.__enter__()
+            self.task = self.progress.add_task("detecting", total=total)
 
+    def frame(self, result: FrameResult) -> None:
+        if self.show_tables:
+            out = self.progress.console if self.progress is not None else console
+            out.print(_image_table(result, self.class_names))
+        if self.progress is not None:
+            self.progress.advance(self.task)
 
-def _class_indices(text: str, class_names: list[str]) -> list[int]:
-    indices = []
-    for name in (part.strip() for part in text.split(",")):
-        if not name:
-            continue
-        if name not in class_names:
-            close = difflib.get_close_matches(name, class_names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise UsageError(
-                f"--classes: the model has no class {name!r}{hint} "
-                f"(classes: {', '.join(class_names)})"
-            )
-        indices.append(class_names.index(name))
-    if not indices:
-        raise UsageError("--classes: give class names separated by commas, e.g. --classes dog,cat")
-    return indices
-
-
-def _run_name(sources: list[str]) -> str:
-    """The output folder's name: the first input that exists (a missing one names nothing),
-    a glob by the folder it searches (``imgs/*.jpg`` -> ``imgs``), stdin as ``stdin``."""
-    for source in sources:
-        if source == "-":
-            return "stdin"
-        parts = Path(source.rstrip("/")).parts
-        wild = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), None)
-        if wild is not None:
-            base = Path(*parts[:wild]) if wild else Path.cwd()
-            name = base.resolve().name
-        elif Path(source).exists():
-            name = Path(source).resolve().stem
-        else:
-            continue
-        cleaned = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name).strip("_")
-        if cleaned:
-            return cleaned
-    return "detect"
+    def end(self) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(None, None, None)
+            self.progress = None
 
 
 def _print_problem(problem: Any) -> None:

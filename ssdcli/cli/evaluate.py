@@ -108,7 +108,8 @@ def eval_command(
     ] = "float32",
 ) -> None:
     """Evaluate a checkpoint: per-class AP table with the mean, PR curves, optional JSON files."""
-    from ssdcli.evaluate.run import EvalRequest, run_evaluation
+    from ssdcli.cli.render import ConsoleReporter
+    from ssdcli.evaluate import EvalRequest, run
 
     request = EvalRequest(
         checkpoint=checkpoint,
@@ -124,7 +125,7 @@ def eval_command(
         report_threshold=report_threshold,
         precision=precision,
     )
-    outcome = run_evaluation(request, log=console.print)
+    outcome = run(request, ConsoleReporter(console, plain=False, warn_to=err_console))
     result, split = outcome.result, outcome.split
     console.print(results_table(result, f"{outcome.checkpoint} on split '{split}'"))
     undefined = [n for n, count in zip(result.class_names, result.num_gt, strict=True) if not count]

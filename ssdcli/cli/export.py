@@ -14,9 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ssdcli import paths
 from ssdcli.cli.common import console, err_console
-from ssdcli.errors import CheckpointError
 
 
 def export_command(
@@ -72,21 +70,13 @@ def export_command(
     ] = 64,
 ) -> None:
     """Export a checkpoint to ONNX, TorchScript, OpenVINO or TFLite, verified against it."""
-    from ssdcli.export.exporter import export_model
+    from ssdcli.cli.render import ConsoleReporter
+    from ssdcli.export import ExportRequest, run
 
-    paths.existing_file(checkpoint, "checkpoint", paths.CHECKPOINT_FILE, CheckpointError)
-    if out is not None:
-        paths.output_file(out, "--out", "a file to write the exported model to")
-    if calibration is not None:
-        paths.existing_file(calibration, "--calibration", "a manifest.json from ssd prepare-data")
-
-    def log(message: str) -> None:
-        err_console.print(escape(message), highlight=False, soft_wrap=True)
-
-    result = export_model(
-        checkpoint,
+    request = ExportRequest(
+        checkpoint=checkpoint,
+        format=fmt,
         out=out,
-        fmt=fmt.lower() if fmt else None,
         with_nms=with_nms,
         dynamic_batch=dynamic_batch,
         opset=opset,
@@ -94,8 +84,8 @@ def export_command(
         int8=int8,
         calibration=calibration,
         calibration_images=calibration_images,
-        log=log,
     )
+    result = run(request, ConsoleReporter(err_console))
     if result.int8 is not None:
         report = result.int8
         table = Table(

@@ -1,6 +1,7 @@
 """``ssd inspect-priors``: the priors (default boxes) a recipe gives, as a table and a drawing.
 
-Parses the options and calls :func:`ssdcli.inspect.priors.run_inspect`.
+Parses the options into an :class:`~ssdcli.inspect.run.InspectRequest` and calls
+:func:`ssdcli.inspect.run.run`, which shows its tables and lines through a console reporter.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from typing import Annotated
 
 import typer
 
-from ssdcli import paths
-from ssdcli.cli.common import SetOption, console, parse_int_list, recipe_argument, resolve_recipe
-from ssdcli.errors import DataError, UsageError
+from ssdcli.cli.common import SetOption, console, parse_int_list, recipe_argument
+from ssdcli.errors import UsageError
 
 DEFAULT_RECIPE = "voc300"
 
@@ -77,21 +77,17 @@ def inspect_priors(
     ] = False,
 ) -> None:
     """Show a recipe's priors: a table per feature level and a PNG drawing of some cells."""
-    from ssdcli.inspect.priors import PriorsRequest, run_inspect
+    from ssdcli.cli.render import ConsoleReporter
+    from ssdcli.inspect import InspectRequest, run
 
-    paths.output_file(out, "--out", "a PNG file to write")
-    if image is not None:
-        paths.existing_file(image, "--image", "an image file", DataError)
-
-    cfg = resolve_recipe(recipe, sets, default=DEFAULT_RECIPE)
-    request = PriorsRequest(
-        recipe=cfg,
-        name=recipe or DEFAULT_RECIPE,
+    request = InspectRequest(
+        recipe=recipe or DEFAULT_RECIPE,
+        sets=tuple(sets or ()),
         out=out,
         image=image,
-        levels=parse_int_list(levels, "--levels") if levels else None,
+        levels=tuple(parse_int_list(levels, "--levels")) if levels else None,
         cells=tuple(parse_cells(cells)),
         data=data,
         suggest=suggest,
     )
-    run_inspect(request, console)
+    run(request, ConsoleReporter(console))

@@ -6,25 +6,23 @@ train/val/test when the data has no splits, prints a report (notes on how the da
 sizes, classes, box statistics, every problem with its file) and writes ``DIR/manifest.json``,
 the index that ``train`` and ``eval`` read (``data.manifest``).
 ``ssd prepare-data synthetic --out DIR`` generates the synthetic shapes set in ``DIR`` first.
-The data modules are imported inside the command (``ssd --help`` stays light; no torch at all).
+The work is :func:`ssdcli.prepare_data.run.run`'s; this module parses the options and prints
+(the report is :func:`ssdcli.cli.render.print_report`). No torch at all.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from ssdcli.cli.common import console
-from ssdcli.errors import DataError, UsageError
+from ssdcli.cli.render import print_report, say
 
 if TYPE_CHECKING:
-    from ssdcli.data.prepare.stats import Stats
     from ssdcli.data.records import Manifest
+    from ssdcli.data.prepare.stats import Stats
 
 
 def prepare_data(
@@ -117,135 +115,42 @@ def prepare_data(
     ] = 0,
 ) -> None:
     """Validate a data set, print a report and write DIR/manifest.json for train and eval."""
-    from ssdcli.data.prepare.layout import open_dataset
-    from ssdcli.data.prepare.manifest import prepare_synthetic
-    from ssdcli.data.prepare.stats import compute_stats
-    from ssdcli.data.records import MANIFEST_NAME
+    from ssdcli.prepare_data import PrepareRequest, run
 
     names = [n.strip() for n in classes.split(",") if n.strip()] if classes else None
-    if source == "synthetic":
-        if format or split or names or images_dir:
-            raise UsageError(
-                "--format, --split, --classes and --images-dir do not apply to 'synthetic'"
-            )
-        manifest = prepare_synthetic(out, images, size, seed)
-    else:
-        manifest = open_dataset(
-            source, format, images_dir, split, names, decode, val, test, seed, check_duplicates=True
-        )
-    print_report(manifest, compute_stats(manifest), max_problems)
-    if strict and manifest.problems:
-        raise DataError(
-            f"{len(manifest.problems)} problems found (--strict); manifest not "
-            "written; fix the data or drop --strict"
-        )
-    written = manifest.save(out / MANIFEST_NAME)
-    _say(f"wrote {escape(str(written))}")
-    if preview is not None:
-        _write_preview(manifest, preview, preview_split, seed)
-    if plots:
-        from ssdcli.viz.labels import write_label_plots
-
-        labels_png = write_label_plots(
-            manifest.records, manifest.class_names, out / "labels.png", (input_size, input_size)
-        )
-        _say(f"wrote {escape(str(labels_png))} (label statistics)")
-
-
-def _write_preview(manifest: Manifest, path: Path, split: str | None, seed: int) -> None:
-    from ssdcli.viz.draw import save_image_rgb
-    from ssdcli.viz.preview import preview_grid
-
-    if split is None:
-        known = [s for s in ("trainval", "train") if s in manifest.splits]
-        split = known[0] if known else next(iter(sorted(manifest.splits)), "")
-    save_image_rgb(path, preview_grid(manifest, split, seed=seed))
-    _say(f"wrote {escape(str(path))} (augmented samples of split {split!r})")
-
-
-def _say(text: str) -> None:
-    """One line of text; never wrapped, so paths and messages stay whole (and greppable)."""
-    console.print(text, soft_wrap=True)
-
-
-def _pct(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.1f}%" if whole else "-"
-
-
-def print_compact_report(manifest: Manifest) -> None:
-    """The report in a few lines (``ssd train --data``): sizes, splits, classes, notes, problems."""
-    from ssdcli.data.prepare.stats import compute_stats
-
-    stats = compute_stats(manifest)
-    _say(
-        f"[bold]{escape(manifest.source)}[/] ({manifest.format}): {stats.images} images, "
-        f"{stats.objects} objects, {len(manifest.class_names)} classes"
+    request = PrepareRequest(
+        source=source,
+        out=out,
+        format=format,
+        images_dir=images_dir,
+        val=val,
+        test=test,
+        splits=tuple(split) if split else None,
+        classes=tuple(names) if names else None,
+        strict=strict,
+        decode=decode,
+        preview=preview,
+        preview_split=preview_split,
+        plots=plots,
+        input_size=input_size,
+        images=images,
+        size=size,
+        seed=seed,
     )
-    for note in manifest.notes:
-        _say(f"[cyan]note[/] {escape(note)}")
-    splits = ", ".join(f"{name} {count}" for name, (count, _) in stats.split_sizes.items())
-    _say(f"splits (images): {escape(splits)}")
-    classes = ", ".join(f"{name} {objects}" for name, objects, _ in stats.per_class)
-    _say(f"objects per class: {escape(classes)}")
-    if manifest.problems:
-        kinds = sorted({p.kind for p in manifest.problems})
-        _say(
-            f"[yellow]{len(manifest.problems)} problems[/] ({', '.join(kinds)}): the objects or "
-            "images concerned are left out; `ssd prepare-data` lists them"
-        )
+    run(request, _Reporter(max_problems))
 
 
-def print_report(manifest: Manifest, stats: Stats, max_problems: int = 20) -> None:
-    """Prints the data set report (tables and problems) with Rich."""
-    from ssdcli.data.records import PROBLEM_KINDS
+class _Reporter:
+    """Prints what :func:`ssdcli.prepare_data.run.run` says: the full report, one line a note."""
 
-    _say(
-        f"[bold]{escape(manifest.source)}[/] ({manifest.format}): {stats.images} images, "
-        f"{stats.objects} objects, {len(manifest.class_names)} classes"
-    )
-    for note in manifest.notes:
-        _say(f"[cyan]note[/] {escape(note)}")
-    splits = Table(title="splits", title_justify="left")
-    for column in ("split", "images", "objects"):
-        splits.add_column(column, justify="left" if column == "split" else "right")
-    for name, (count, objects) in stats.split_sizes.items():
-        splits.add_row(escape(name), str(count), str(objects))
-    console.print(splits)
-    per_class = Table(title="objects per class", title_justify="left")
-    for column in ("label", "class", "objects", "share", "images"):
-        per_class.add_column(column, justify="left" if column == "class" else "right")
-    for label, (name, objects, with_class) in enumerate(stats.per_class):
-        per_class.add_row(
-            str(label), escape(name), str(objects), _pct(objects, stats.objects), str(with_class)
-        )
-    console.print(per_class)
-    low, mean, median, high = stats.per_image
-    _say(
-        f"objects per image: min {low}, mean {mean:.1f}, median {median:g}, max {high}; "
-        f"images without objects: {stats.empty_images}; difficult: {stats.difficult}; "
-        f"crowd: {stats.crowd}"
-    )
-    sizes = ", ".join(f"{k} {v} ({_pct(v, stats.objects)})" for k, v in stats.sizes.items())
-    _say(f"box sizes (COCO, by pixel area): {sizes}")
-    aspects = ", ".join(f"{k}: {v}" for k, v in stats.aspects.items() if v)
-    _say(f"aspect ratios (width/height): {aspects or '-'}")
-    p5, p50, p95 = stats.relative_side
-    _say(f"box side / image side (sqrt of areas): 5% {p5:.3f}, median {p50:.3f}, 95% {p95:.3f}")
-    if not manifest.problems:
-        _say("[green]no problems found[/]")
-        return
-    by_kind = defaultdict(list)
-    for problem in manifest.problems:
-        by_kind[problem.kind].append(problem)
-    summary = Table(title=f"{len(manifest.problems)} problems", title_justify="left")
-    summary.add_column("problem")
-    summary.add_column("count", justify="right")
-    summary.add_column("what was done")
-    for kind, found in by_kind.items():
-        summary.add_row(kind, str(len(found)), PROBLEM_KINDS[kind])
-    console.print(summary)
-    for kind, found in by_kind.items():
-        for problem in found[:max_problems]:
-            _say(f"[yellow]{kind}[/] {escape(problem.file)}: {escape(problem.message)}")
-        if len(found) > max_problems:
-            _say(f"[yellow]{kind}[/] ... {len(found) - max_problems} more in the manifest")
+    def __init__(self, max_problems: int) -> None:
+        self.max_problems = max_problems
+
+    def data_report(self, manifest: Manifest, stats: Stats) -> None:
+        print_report(manifest, stats, self.max_problems)
+
+    def note(self, text: str) -> None:
+        say(escape(text))
+
+    def warn(self, text: str) -> None:
+        say(f"[yellow]warning:[/] {escape(text)}")

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+import ssdcli.evaluate.html as h
 from ssdcli.atomic import write_text_atomic
-from ssdcli.evaluate import html as h
 from ssdcli.metrics import analysis as an
 from ssdcli.metrics.gallery import confident_false_positives, worst_images
 

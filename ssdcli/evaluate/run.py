@@ -1,6 +1,6 @@
 """``ssd eval``'s one entry point: a model on a data split -> metrics, PR curves, files.
 
-:func:`run_evaluation` loads the checkpoint (default: the newest ``runs/*/best.pt``), opens the
+:func:`run` loads the checkpoint (default: the newest ``runs/*/best.pt``), opens the
 data set (``--data`` or the checkpoint recipe's own), checks the classes agree, evaluates, and
 writes the PR-curve PNG plus the optional JSON files. The CLI only parses options and prints.
 An exported file (ONNX, TorchScript, OpenVINO, TFLite) is run through its predictor instead; it
@@ -10,13 +10,13 @@ carries no recipe, so it needs ``--data`` and defaults to the split ``test`` and
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ssdcli.errors import DataError, EvalError, UsageError
 from ssdcli.metrics import METRICS
+from ssdcli.reporting import Reporter
 
 if TYPE_CHECKING:
     from ssdcli.config import Recipe
@@ -44,7 +44,7 @@ class EvalRequest:
 
 @dataclass
 class EvalOutcome:
-    """What :func:`run_evaluation` did: the model, the split, the result, the files written."""
+    """What :func:`run` did: the model, the split, the result, the files written."""
 
     checkpoint: Path
     split: str
@@ -69,8 +69,10 @@ def _check_paths(request: EvalRequest) -> None:
         paths.output_file(request.plot, "--plot", "a PNG file to write")
 
 
-def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> EvalOutcome:
+def run(request: EvalRequest, reporter: Reporter) -> EvalOutcome:
     """Evaluates a checkpoint as ``request`` says and writes its files.
+
+    ``reporter`` hears the default checkpoint chosen and the report's threshold line.
 
     Raises:
         UsageError: a bad ``--metric``, ``--device`` or ``--precision``, or no checkpoint to
@@ -93,7 +95,7 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
     checkpoint = request.checkpoint
     if checkpoint is None:
         checkpoint = find_default_model()
-        log(f"checkpoint: {checkpoint} (the newest runs/*/best.pt)")
+        reporter.note(f"checkpoint: {checkpoint} (the newest runs/*/best.pt)")
     from ssdcli.infer.open import model_format
 
     if Path(checkpoint).is_file() and model_format(checkpoint) != "checkpoint":
@@ -127,7 +129,9 @@ def run_evaluation(request: EvalRequest, log: Callable[[str], None] = print) -> 
         from ssdcli.evaluate.report import eval_report
 
         outcome.written.append(
-            eval_report(checkpoint, recipe, manifest, result, request.report_threshold, log)
+            eval_report(
+                checkpoint, recipe, manifest, result, request.report_threshold, reporter.note
+            )
         )
     _write_result_files(request, outcome)
     return outcome

@@ -96,36 +96,37 @@ def report_coverage(
     recipe: Any,
     png_path: Path,
     suggest: bool,
-    console: Any,
+    reporter: Any,
 ) -> Coverage:
-    """``ssd inspect-priors --data``: prints the coverage tables, writes the histogram PNG and,
-    with ``suggest``, prints a recipe fragment of better-covering priors."""
+    """``ssd inspect-priors --data``: shows the coverage tables, writes the histogram PNG and,
+    with ``suggest``, a recipe fragment of better-covering priors.
+
+    ``reporter`` is an :class:`~ssdcli.inspect.run.InspectReporter` (``show`` and ``note``).
+    """
     manifest = Manifest.load(manifest_path)
     gts = ground_truths(manifest)
     threshold = float(recipe.train.match_iou)
     coverage = prior_coverage(gts, priors_P4, levels, threshold)
     for table in coverage_tables(coverage, manifest):
-        console.print(table)
+        reporter.show(table)
     size_hw = tuple(int(v) for v in recipe.model.size_hw)
     title = (
         f"{Path(manifest.source).name}: {len(gts.labels_G)} boxes, "
         f"{size_hw[0]}x{size_hw[1]} input, {len(priors_P4)} priors"
     )
     written = write_coverage_histogram(coverage, png_path, title)
-    console.print(f"wrote {written}", markup=False, soft_wrap=True)
+    reporter.note(f"wrote {written}")
     if suggest:
         proposal = suggest_priors(gts, levels, size_hw, threshold, recipe.priors.clip)
         if proposal.after <= proposal.before:
-            console.print(
+            reporter.note(
                 f"no better priors found: the recipe's cover "
-                f"{100 * proposal.before:.1f}% of the boxes",
-                soft_wrap=True,
+                f"{100 * proposal.before:.1f}% of the boxes"
             )
         else:
-            console.print(
+            reporter.note(
                 f"suggested priors: {100 * proposal.before:.1f}% -> "
-                f"{100 * proposal.after:.1f}% of the boxes covered; recipe fragment:",
-                soft_wrap=True,
+                f"{100 * proposal.after:.1f}% of the boxes covered; recipe fragment:"
             )
-            console.print(proposal.fragment(), markup=False, highlight=False, soft_wrap=True)
+            reporter.note(proposal.fragment())
     return coverage

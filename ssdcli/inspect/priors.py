@@ -1,5 +1,5 @@
-"""``ssd inspect-priors``'s entry point: a recipe's priors as a table, a drawing, and their
-coverage of a data set.
+"""A recipe's priors: measured from its model, as a table per level, and the priors of chosen
+cells (for the drawing). ``ssd inspect-priors``'s entry point is :func:`ssdcli.inspect.run.run`.
 
 Feature-map sizes are measured from the recipe's model (one dummy forward inside
 ``build_detector``), so another input size or backbone shows its real priors. torch and
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
 from rich.table import Table
 
 from ssdcli.config import Recipe, override_recipe
@@ -23,71 +22,6 @@ if TYPE_CHECKING:
 
     from ssdcli.priors import LevelSpec
     from ssdcli.viz.priors import PriorGroup
-
-
-@dataclass(frozen=True)
-class PriorsRequest:
-    """What ``ssd inspect-priors`` was asked.
-
-    Attributes:
-        recipe: the resolved recipe; ``name`` is how the user called it (for titles).
-        out: the drawing's PNG path; the coverage histogram goes to ``OUT_coverage.png``.
-        image: draw on this image (resized to the input size) instead of a blank canvas.
-        levels: levels to draw (None = all); cells: feature-map (ROW, COL) per level, None = centre.
-        data: a manifest whose boxes the priors should cover; suggest: propose better priors.
-    """
-
-    recipe: Recipe
-    name: str
-    out: Path
-    image: Path | None = None
-    levels: list[int] | None = None
-    cells: tuple[tuple[int, int] | None, ...] = (None,)
-    data: Path | None = None
-    suggest: bool = False
-
-
-def run_inspect(request: PriorsRequest, console: Console) -> Path:
-    """Prints the priors table (and the coverage report with ``data``); returns the drawing.
-
-    Raises:
-        UsageError: ``suggest`` without ``data``, or a level or cell that does not exist.
-    """
-    if request.suggest and request.data is None:
-        raise UsageError("--suggest needs --data MANIFEST (the boxes to cover)")
-    cfg = request.recipe
-    size_hw = (int(cfg.model.size_hw[0]), int(cfg.model.size_hw[1]))
-    image_rgb = read_image_resized(request.image, size_hw) if request.image is not None else None
-    prior_set = measure_priors(cfg)
-    total = len(prior_set.priors_P4)
-    title = f"Priors of {request.name} ({size_hw[0]}x{size_hw[1]} input)"
-    console.print(priors_table(prior_set, title))
-    console.print(f"total priors: {total} over {len(prior_set.rows)} levels")
-
-    levels = request.levels
-    if levels is None:
-        levels = list(range(len(prior_set.rows)))
-    groups = prior_groups(prior_set, levels, list(request.cells))
-    from ssdcli.viz.priors import draw_priors  # matplotlib, only when drawing
-
-    title = f"{request.name}: {size_hw[0]}x{size_hw[1]} input, {total} priors"
-    path = draw_priors(request.out, size_hw, groups, image_rgb=image_rgb, title=title)
-    console.print(f"wrote {path}", markup=False, soft_wrap=True)
-    if request.data is not None:
-        from ssdcli.inspect.coverage_report import report_coverage
-
-        out = request.out
-        coverage_png = out.with_name(f"{out.stem}_coverage.png")
-        report_coverage(
-            request.data,
-            prior_set.priors_P4,
-            prior_set.levels,
-            cfg,
-            coverage_png,
-            request.suggest,
-            console,
-        )
-    return path
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,15 @@ def launched_distributed() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def is_main_rank() -> bool:
+    """False in the processes a launcher (``torchrun``) started with ``RANK`` > 0.
+
+    Read from the environment, before any process group exists: rank 0 alone checks and writes
+    the run folder while the command is still setting the run up.
+    """
+    return os.environ.get("RANK", "0") == "0"
+
+
 def init_distributed(device_type: str) -> DistInfo:
     """Joins the process group described by the launcher's environment variables.
 

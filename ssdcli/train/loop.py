@@ -17,13 +17,13 @@ from typing import Any
 import torch
 from rich.console import Console
 
+import ssdcli.train.setup as trainsetup
+import ssdcli.train.state as trainstate
+import ssdcli.train.visuals as visuals
 from ssdcli.config import Recipe, dump_recipe, override_recipe
 from ssdcli.console import make_console
 from ssdcli.errors import RecipeError
 from ssdcli.metrics.undefined import is_undefined
-from ssdcli.train import setup as trainsetup
-from ssdcli.train import state as trainstate
-from ssdcli.train import visuals
 from ssdcli.train.budget import (
     TimeBudget,
     plan_length,

@@ -20,11 +20,11 @@ import torch
 from rich.console import Console
 from torch import nn
 
+import ssdcli.train.state as trainstate
 from ssdcli.config import Recipe, TrainConfig
 from ssdcli.data.pipeline.sampler import EpochBatchSampler
 from ssdcli.device import parse_device
 from ssdcli.errors import DataError, RecipeError
-from ssdcli.train import state as trainstate
 from ssdcli.train.context import LoopState, TrainParts
 from ssdcli.train.distributed import (
     DistInfo,

@@ -12,7 +12,8 @@ import torch
 from typer.testing import CliRunner
 
 from ssdcli.benchmark import formats
-from ssdcli.benchmark.run import BenchRequest, run_benchmark
+from ssdcli.benchmark.run import BenchRequest
+from ssdcli.benchmark.run import run as run_benchmark
 from ssdcli.checkpoint.file import load_detector, make_payload, save_checkpoint
 from ssdcli.cli.app import app
 from ssdcli.config import recipe_from_dict, recipe_to_dict
@@ -29,6 +30,16 @@ TINY = {
     "priors": {"aspect_ratios": [[2]] * 6},
     "postprocess": {"score_threshold": 0.05, "max_detections": 50},
 }
+
+
+class _Quiet:
+    """A reporter that keeps nothing."""
+
+    def note(self, text: str) -> None:
+        pass
+
+    def warn(self, text: str) -> None:
+        pass
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +64,10 @@ def test_rows_files_and_scores(setup, tmp_path) -> None:
     checkpoint, manifest = setup
     wanted = ["onnx", "torchscript"]
     request = BenchRequest(
-        checkpoint, tuple(wanted), manifest, "trainval", (1, 2), (1,), rounds=1,
-        out=tmp_path, int8=False, min_seconds=0.0,
+        model=checkpoint, formats=tuple(wanted), data=manifest, split="trainval",
+        batches=(1, 2), threads=(1,), rounds=1, out=tmp_path, int8=False, min_seconds=0.0,
     )  # fmt: skip
-    result = run_benchmark(request, log=lambda message: None)
+    result = run_benchmark(request, _Quiet())
     names = [(row.name, row.precision) for row in result.rows]
     assert names[0] == ("PyTorch eager", "float32")
     assert names[1][0] == "PyTorch eager" and names[1][1].endswith("(default)")
@@ -91,10 +102,10 @@ def test_missing_packages_are_rows_not_errors(setup, tmp_path, monkeypatch) -> N
         formats.importlib.util, "find_spec", lambda name: None if name in absent else real(name)
     )
     request = BenchRequest(
-        checkpoint, ("openvino", "tflite"), batches=(1,), rounds=1, out=tmp_path,
+        model=checkpoint, formats=("openvino", "tflite"), batches=(1,), rounds=1, out=tmp_path,
         torchvision=False, min_seconds=0.0,
     )  # fmt: skip
-    rows = run_benchmark(request, log=lambda message: None).rows
+    rows = run_benchmark(request, _Quiet()).rows
     assert [row.status for row in rows[2:]] == [
         "not installed: pip install 'ssdcli[openvino]'",
         "not installed: pip install 'ssdcli[tflite]'",

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ssdcli.cli import data_recipe
 from ssdcli.cli.app import app
 from ssdcli.config import load_recipe
+from ssdcli.train import data_recipe
 
 
 def test_pretrained_recipe_when_timm_and_the_weights_package_are_found(monkeypatch) -> None:
@@ -45,7 +45,7 @@ def test_a_bad_time_is_a_recipe_error(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_setting_only_the_length_turns_the_budget_off() -> None:
-    from ssdcli.cli.train import _sets_length_only
+    from ssdcli.train.run import sets_length_only as _sets_length_only
 
     assert _sets_length_only(["train.iterations=2", "data.batch_size=2"])
     assert not _sets_length_only(["train.iterations=2", "train.time=5m"])

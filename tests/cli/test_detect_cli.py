@@ -165,7 +165,7 @@ def test_truncated_jpeg_is_one_warning_line_and_a_corrupt_file_is_skipped(
 def test_output_folder_is_named_after_an_input_that_exists(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ssdcli.cli.detect import _run_name
+    from ssdcli.detect.run import run_name as _run_name
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "imgs").mkdir()

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from ssdcli.cli import data_recipe
 from ssdcli.cli.app import app
+from ssdcli.train import data_recipe
 
 runner = CliRunner()
 

