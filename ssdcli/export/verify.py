@@ -372,7 +372,7 @@ def _priors_output(exported: BasePredictor, inputs_BCHW: np.ndarray) -> np.ndarr
         first = np.concatenate(
             [first, np.zeros((fixed - len(first), *first.shape[1:]), first.dtype)]
         )
-    return np.asarray(exported._run(first)[2], np.float32)
+    return np.asarray(exported.file_outputs(first)[2], np.float32)
 
 
 def _check_inputs(

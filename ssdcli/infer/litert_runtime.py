@@ -77,6 +77,6 @@ class LiteRtPredictor(_ExportedPredictor):
         info.fixed_batch = int(self.runner.get_input_details()[name]["shape"][0])
         super().__init__(info, overrides, batch_size, classes)
 
-    def _run(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
+    def file_outputs(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
         outputs = self.runner(**{self.input_name: np.ascontiguousarray(batch_BCHW, np.float32)})
         return [np.array(outputs[name]) for name in OUTPUTS]

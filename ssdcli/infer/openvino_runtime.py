@@ -98,7 +98,7 @@ class OpenVinoPredictor(_ExportedPredictor):
         self.request = self.compiled.create_infer_request()
         super().__init__(info, overrides, batch_size, classes)
 
-    def _run(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
+    def file_outputs(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
         results = self.request.infer({0: np.ascontiguousarray(batch_BCHW)})
         # Copies: the request reuses its output buffers on the next call.
         return [np.array(results[output]) for output in self.outputs]

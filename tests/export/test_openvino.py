@@ -116,7 +116,7 @@ def test_tiny_channels_keep_float32_outputs(checkpoint, tmp_path) -> None:
     export_model(checkpoint, out, fmt="openvino", with_nms=False)
     predictor = open_predictor(out)
     batch = predictor.preprocess(synthetic_images(1, seed=2))
-    cls_logits, box_deltas, priors = predictor._run(batch)
+    cls_logits, box_deltas, priors = predictor.file_outputs(batch)
     assert cls_logits.dtype == np.float32 and cls_logits.shape[-1] == len(CLASSES) + 1
     assert box_deltas.shape == (*cls_logits.shape[:2], 4) and priors.shape == (
         cls_logits.shape[1],
