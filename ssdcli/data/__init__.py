@@ -12,7 +12,8 @@ loaded on first use, so numpy-only users never load torch. The modules:
 * :mod:`ssdcli.data.splits` (``resolve_split``: ``val`` finds ``valid``),
   :mod:`ssdcli.data.splitmaker` (``make_splits``), :mod:`ssdcli.data.dedup` (same pictures).
 * :mod:`ssdcli.data.validate`: the box rules and problem log; :mod:`ssdcli.data.stats`: summaries.
-* :mod:`ssdcli.data.synthetic`: ``render_sample``, ``write_synthetic``, ``ensure_synthetic``.
+* :mod:`ssdcli.data.synthetic`: ``render_sample``, ``write_synthetic``, ``ensure_synthetic``,
+  ``pattern_images`` (unlabelled sample pictures).
 * :mod:`ssdcli.data.images`: ``read_image_rgb``, ``image_size_hw``.
 * :mod:`ssdcli.data.transforms`: ``augment_ssd``, ``preprocess_image``, ``normalize_image``.
 * :mod:`ssdcli.data.dataset`, :mod:`ssdcli.data.collate`, :mod:`ssdcli.data.loader` (torch):
@@ -35,6 +36,7 @@ _EXPORTS = {
     "read_dataset": "manifest",
     "build_manifest": "manifest",
     "ensure_synthetic": "synthetic",
+    "pattern_images": "synthetic",
     "read_image_rgb": "images",
     "preprocess_image": "transforms",
     "augment_ssd": "transforms",

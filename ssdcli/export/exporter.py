@@ -177,7 +177,7 @@ def export_model(
         from ssdcli.export.quantize import load_calibration
 
         load_calibration(Path(calibration), info.class_names)  # fail early on a wrong manifest
-    images = sample_images(calibration or _recipe_manifest(loaded, checkpoint.parent))
+    images = sample_images(calibration or _recipe_manifest(loaded, checkpoint.parent), log=log)
     float_tmp = _temp_path(target, "float" if int8 else "export")
     try:
         log(f"exporting {checkpoint} to {fmt} ({form}{', float16' if half else ''})")

@@ -16,7 +16,7 @@ import numpy as np
 
 from ssdcli.errors import CheckpointError
 from ssdcli.infer.model_info import METADATA_KEY, info_from_metadata
-from ssdcli.infer.runtimes import _ExportedPredictor, require
+from ssdcli.infer.runtimes import ExportedPredictor, require
 
 if TYPE_CHECKING:
     from ssdcli.postprocess import PostprocessOverrides
@@ -61,7 +61,7 @@ def compile_ir(model: Any, threads: int = 0, half: bool = False) -> Any:
     return ov.Core().compile_model(model, "CPU", config)
 
 
-class OpenVinoPredictor(_ExportedPredictor):
+class OpenVinoPredictor(ExportedPredictor):
     """An OpenVINO IR written by ``ssd export --format openvino``, run on the CPU.
 
     Args:

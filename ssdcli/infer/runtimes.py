@@ -51,8 +51,13 @@ def require(module: str, extra: str = "export") -> ModuleType:
         ) from error
 
 
-class _ExportedPredictor(BasePredictor):
-    """Shared construction and output handling of exported files."""
+class ExportedPredictor(BasePredictor):
+    """Shared construction and output handling of exported files.
+
+    Each runtime implements :meth:`file_outputs` (the file run as it is, public so that export
+    verification can compare a file's own outputs with the checkpoint's); this class decodes them
+    into :class:`~ssdcli.postprocess.Detections`.
+    """
 
     def __init__(
         self,
@@ -173,7 +178,7 @@ class _ExportedPredictor(BasePredictor):
             )
 
 
-class OnnxPredictor(_ExportedPredictor):
+class OnnxPredictor(ExportedPredictor):
     """An ONNX file written by ``ssd export``, run with ONNX Runtime.
 
     Args:
@@ -224,7 +229,7 @@ class OnnxPredictor(_ExportedPredictor):
         return self.session.run(self.output_names, {self.input_name: batch_BCHW})
 
 
-class TorchScriptPredictor(_ExportedPredictor):
+class TorchScriptPredictor(ExportedPredictor):
     """A TorchScript file written by ``ssd export --format torchscript``.
 
     Args:

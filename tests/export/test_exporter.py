@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from ssdcli.benchmark.agreement import compare_detections
 from ssdcli.checkpoint.file import make_payload, save_checkpoint
 from ssdcli.config import recipe_from_dict, recipe_to_dict
+from ssdcli.data import pattern_images
 from ssdcli.errors import ExportError, UsageError
 from ssdcli.export.exporter import export_model
 from ssdcli.export.torchscript import postprocess_padded
-from ssdcli.export.verify import FLOAT32, compare_detections, synthetic_images
+from ssdcli.export.verify import FLOAT32
 from ssdcli.infer.open import model_format, open_predictor
 from ssdcli.model import build_detector
 from ssdcli.postprocess import PostprocessOverrides
@@ -45,7 +47,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def images() -> list[np.ndarray]:
-    return synthetic_images(3, seed=1)
+    return pattern_images(3, seed=1)
 
 
 def _same_as_checkpoint(path: Path, checkpoint: Path, images: list[np.ndarray]) -> None:
