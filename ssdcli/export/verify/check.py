@@ -11,12 +11,7 @@ import numpy as np
 from ssdcli.errors import ExportError
 from ssdcli.export.verify.determined import Candidates, explain_differences, image_candidates
 from ssdcli.export.verify.diagnosis import box_off, detection_problem, input_problem
-from ssdcli.export.verify.matching import (
-    DetectionArrays,
-    Matching,
-    detection_arrays,
-    greedy_match,
-)
+from ssdcli.export.verify.matching import DetectionArrays, detection_arrays, greedy_match
 from ssdcli.export.verify.report import VerifyReport
 from ssdcli.export.verify.tolerance import FLOAT32, Tolerance
 
@@ -158,7 +153,7 @@ def _check_inputs(
         report.input_diff = float("inf")
         return
     report.input_diff = float(np.abs(ref_BCHW - got_BCHW).max()) if ref_BCHW.size else 0.0
-    if report.input_diff > tolerance.inputs:
+    if not report.input_diff <= tolerance.inputs:  # NaN fails too
         report.problems.append(input_problem(report.input_diff, eager.info, exported.info))
 
 
@@ -203,8 +198,8 @@ def _compare_image(
     side = float(max(size_hw))
     pool = DetectionArrays(candidates.boxes_N4, candidates.scores_N, candidates.labels_N)
     exported_arrays = detection_arrays(exported)
-    in_ref: Matching = greedy_match(pool, detection_arrays(reference), side, tolerance)
-    in_exp: Matching = greedy_match(pool, exported_arrays, side, tolerance)
+    in_ref = greedy_match(pool, detection_arrays(reference), side, tolerance)
+    in_exp = greedy_match(pool, exported_arrays, side, tolerance)
     report.reference_unexplained += int(in_ref.unpaired_D.sum())
     differs = in_ref.paired_N ^ in_exp.paired_N
     floor = np.full(len(differs), -np.inf, dtype=np.float32)
