@@ -33,14 +33,7 @@ from ssdcli import __version__
 from ssdcli.atomic import atomic_path, scratch_path
 from ssdcli.errors import ExportError, UsageError
 from ssdcli.export.onnx_file import finish_onnx, save_onnx
-from ssdcli.export.verify import (
-    FLOAT16,
-    FLOAT32,
-    Tolerance,
-    VerifyReport,
-    sample_images,
-    verify_export,
-)
+from ssdcli.export.verify import FLOAT16, FLOAT32, VerifyReport, sample_images, verify_export
 from ssdcli.infer.model_info import ModelInfo
 from ssdcli.infer.runtimes import require
 
@@ -49,6 +42,7 @@ if TYPE_CHECKING:
 
     from ssdcli.checkpoint.file import LoadedDetector
     from ssdcli.export.quantize import Int8Report
+    from ssdcli.export.verify import Tolerance
 
 MIN_OPSET = 17
 FORMATS = ("onnx", "torchscript", "openvino", "tflite")
