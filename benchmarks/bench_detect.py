@@ -102,14 +102,14 @@ def build_models(seed: int) -> tuple[torch.nn.Module, LoadedDetector]:
 
 
 def images(count: int, seed: int) -> list[np.ndarray]:
-    """Decoded RGB uint8 pictures with shapes on a gradient (``export_verify.synthetic_images``)."""
+    """Decoded RGB uint8 pictures with shapes on a gradient (``ssdcli.data.pattern_images``)."""
     import cv2
 
-    from ssdcli.export.verify import synthetic_images
+    from ssdcli.data import pattern_images
 
     return [
         cv2.resize(im, IMAGE_HW[::-1], interpolation=cv2.INTER_AREA)
-        for im in synthetic_images(count, seed)
+        for im in pattern_images(count, seed)
     ]
 
 

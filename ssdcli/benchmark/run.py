@@ -173,9 +173,9 @@ def _manifest(request: BenchRequest, loaded: LoadedDetector) -> Manifest | None:
 def _timing_images(manifest: Manifest | None, split: str, count: int) -> list[np.ndarray]:
     """The split's first ``count`` images, or generated ones without data."""
     if manifest is None:
-        from ssdcli.export.verify import synthetic_images
+        from ssdcli.data import pattern_images
 
-        return synthetic_images(count, seed=0)
+        return pattern_images(count, seed=0)
     from ssdcli.data.images import read_image_rgb
 
     indices = manifest.split_indices(split)[:count]
@@ -312,7 +312,8 @@ class _Bench:
         return row
 
     def _compare_with_checkpoint(self, twin: Any) -> str:
-        from ssdcli.export.verify import FLOAT16, compare_detections
+        from ssdcli.benchmark.agreement import compare_detections
+        from ssdcli.export.verify import FLOAT16
         from ssdcli.infer.eager import Predictor
 
         eager = Predictor(

@@ -20,10 +20,7 @@ from the embedded recipe and loads its weights.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import pickle
-import tempfile
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +30,7 @@ import numpy as np
 import torch
 
 from ssdcli import __version__
+from ssdcli.atomic import atomic_file
 from ssdcli.errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -123,7 +121,8 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` to ``path`` atomically: readers see the old file or the new one.
 
     The payload is written to a temporary file in the same folder, flushed to disk, then renamed
-    over ``path``. On any failure the temporary file is removed and ``path`` is left as it was.
+    over ``path`` (:func:`ssdcli.atomic.atomic_file` with ``fsync``). On any failure the
+    temporary file is removed and ``path`` is left as it was.
 
     Args:
         path: destination file (its folder is created if missing).
@@ -136,42 +135,17 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """
     path = Path(path)
     payload = to_plain(payload)
+    opened = False
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as error:
-        raise CheckpointError(
-            f"cannot write checkpoint {path}: {error}; check that the folder is writable"
-        ) from error
-    try:
-        with os.fdopen(handle, "wb") as file:
+        with atomic_file(path, fsync=True) as file:
+            opened = True
             torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp_name, path)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        if isinstance(error, OSError):
-            raise CheckpointError(
-                f"cannot write checkpoint {path}: {error}; check free disk space and permissions"
-            ) from error
-        raise
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable where the platform allows opening a folder (POSIX)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    except OSError as error:
+        if opened:  # writing, flushing or renaming failed
+            fix = "check free disk space and permissions"
+        else:  # the folder or the temporary file could not be created
+            fix = "check that the folder is writable"
+        raise CheckpointError(f"cannot write checkpoint {path}: {error}; {fix}") from error
 
 
 def read_weights_file(path: str | Path) -> Any:

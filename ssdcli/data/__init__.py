@@ -13,7 +13,7 @@ shared modules (a room imports only from the shared modules and from rooms below
   :mod:`~ssdcli.data.readers.registry`; ``validate`` holds the box rules every reader applies.
 * :mod:`ssdcli.data.prepare`: ``layout`` (``open_dataset``: any layout, detected through the
   registry; ``detect_layout``), ``splits`` (made splits, ``trainval``), ``dedup`` (same
-  pictures), ``stats`` (summaries), ``synthetic`` (the generated shapes set), ``manifest``
+  pictures), ``stats`` (summaries), ``synthetic`` (the generated shapes set; ``pattern_images``, unlabelled sample pictures), ``manifest``
   (``read_dataset``, ``build_manifest`` from the recipe's ``data``, ``locate_data``, ``relabel``).
 * :mod:`ssdcli.data.pipeline` (torch): ``transforms`` (``augment_ssd``, ``preprocess_image``,
   ``AugmentSettings``), ``dataset`` (``DetectionDataset``), ``collate`` (``Batch``), ``sampler``
@@ -36,6 +36,7 @@ _EXPORTS = {
     "read_dataset": "prepare.manifest",
     "build_manifest": "prepare.manifest",
     "ensure_synthetic": "prepare.synthetic",
+    "pattern_images": "prepare.synthetic",
     "read_image_rgb": "images",
     "preprocess_image": "pipeline.transforms",
     "augment_ssd": "pipeline.transforms",

@@ -7,10 +7,11 @@ Two forms in both formats (see :mod:`ssdcli.export.onnx_graph` and
 count per image) and ``raw`` (head outputs plus the priors). The model description (class names,
 input size, mean/std, channel order, prior settings, post-processing) is stored in the file.
 
-The file is written under a temporary name next to the destination, run with ONNX Runtime (or
-loaded back with ``torch.jit.load``) on sample images and compared with the eager checkpoint: its
-network's head outputs, then the detections its post-processing determines (near-ties at a cut-off
-set aside, :mod:`ssdcli.export.verify`); only an export that passes is renamed to its final name.
+The file is written under a temporary name next to the destination (:mod:`ssdcli.atomic`), run
+with ONNX Runtime (or loaded back with ``torch.jit.load``) on sample images and compared with the
+eager checkpoint: its network's head outputs, then the detections its post-processing determines
+(near-ties at a cut-off set aside, :mod:`ssdcli.export.verify`); only an export that passes is
+renamed to its final name.
 ``int8`` adds static quantization (:mod:`ssdcli.export.quantize` for ONNX,
 :mod:`ssdcli.export.openvino_int8` for OpenVINO) and compares the float and int8 mAP@0.5 on a
 manifest.
@@ -23,14 +24,13 @@ model description in a JSON file beside them. Files that come in pairs (``.xml``
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ssdcli import __version__
+from ssdcli.atomic import atomic_path, scratch_path
 from ssdcli.errors import ExportError, UsageError
 from ssdcli.export.onnx_file import finish_onnx, save_onnx
 from ssdcli.export.verify import FLOAT16, FLOAT32, VerifyReport, sample_images, verify_export
@@ -38,8 +38,11 @@ from ssdcli.infer.model_info import ModelInfo
 from ssdcli.infer.runtimes import require
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ssdcli.checkpoint.file import LoadedDetector
     from ssdcli.export.quantize import Int8Report
+    from ssdcli.export.verify import Tolerance
 
 MIN_OPSET = 17
 FORMATS = ("onnx", "torchscript", "openvino", "tflite")
@@ -177,42 +180,32 @@ def export_model(
         from ssdcli.export.quantize import load_calibration
 
         load_calibration(Path(calibration), info.class_names)  # fail early on a wrong manifest
-    images = sample_images(calibration or _recipe_manifest(loaded, checkpoint.parent))
-    float_tmp = _temp_path(target, "float" if int8 else "export")
-    try:
-        log(f"exporting {checkpoint} to {fmt} ({form}{', float16' if half else ''})")
-        _write(loaded, info, float_tmp, fmt, opset, dynamic_batch, half)
-        report = verify_export(
-            loaded, float_tmp, images, dynamic_batch, FLOAT16 if half else FLOAT32
-        )
-        log(f"verified against eager PyTorch: {report.summary()}")
-        if not report.passed:
-            raise ExportError(
-                f"the exported {fmt} model differs from the checkpoint: "
-                f"{'; '.join(report.problems)} (compared {report.summary()}); the file was "
-                "removed. Try another --opset, or without --half; report the problem if it "
-                "persists"
-            )
+    images = sample_images(calibration or _recipe_manifest(loaded, checkpoint.parent), log=log)
+    # An IR finds its .bin and a .tflite its JSON by the suffix: their temporary names keep it.
+    keep = target.suffix.lower() in (".xml", ".tflite")
+    tolerance = FLOAT16 if half else FLOAT32
+    log(f"exporting {checkpoint} to {fmt} ({form}{', float16' if half else ''})")
+    if not int8:
+        with atomic_path(target, tag="export", keep_suffix=keep, group=companions) as tmp:
+            _write(loaded, info, tmp, fmt, opset, dynamic_batch, half)
+            report = _verify(loaded, tmp, fmt, images, dynamic_batch, tolerance, log)
         int8_report = None
-        if int8:
+    else:
+        with (
+            scratch_path(target, "float", keep_suffix=keep, group=companions) as float_tmp,
+            atomic_path(target, tag="int8", keep_suffix=keep, group=companions) as int8_tmp,
+        ):
+            _write(loaded, info, float_tmp, fmt, opset, dynamic_batch, half)
+            report = _verify(loaded, float_tmp, fmt, images, dynamic_batch, tolerance, log)
             if fmt == "openvino":
                 from ssdcli.export.openvino_int8 import export_openvino_int8 as export_int8
             else:
                 from ssdcli.export.quantize import export_int8
 
-            int8_tmp = _temp_path(target, "int8")
-            try:
-                info.extra["int8"] = True
-                int8_report = export_int8(
-                    loaded, info, float_tmp, int8_tmp, Path(calibration), calibration_images, log
-                )
-                _move(int8_tmp, target)
-            finally:
-                _remove(int8_tmp)
-        else:
-            _move(float_tmp, target)
-    finally:
-        _remove(float_tmp)
+            info.extra["int8"] = True
+            int8_report = export_int8(
+                loaded, info, float_tmp, int8_tmp, Path(calibration), calibration_images, log
+            )
     size = sum(p.stat().st_size for p in companions(target) if p.is_file())
     return ExportResult(target, fmt, form, size, report, int8_report)
 
@@ -272,25 +265,6 @@ def _check_options(fmt: str, opset: int, half: bool, int8: bool, calibration: An
         raise UsageError(f"--calibration {calibration}: no such manifest file")
 
 
-def _temp_path(target: Path, tag: str) -> Path:
-    """A hidden name beside ``target``; it keeps the suffix that tells the companions apart."""
-    keep = target.suffix if target.suffix.lower() in (".xml", ".tflite") else ""
-    return target.with_name(f".{target.name}.{tag}-{os.getpid()}.tmp{keep}")
-
-
-def _move(temporary: Path, target: Path) -> None:
-    """Rename ``temporary`` and its companions into place, the main file last."""
-    pairs = list(zip(companions(temporary), companions(target), strict=True))
-    for source, destination in reversed(pairs):
-        os.replace(source, destination)
-
-
-def _remove(path: Path) -> None:
-    for file in companions(path):
-        with contextlib.suppress(FileNotFoundError):
-            file.unlink()
-
-
 def _write(
     loaded: LoadedDetector,
     info: ModelInfo,
@@ -300,6 +274,7 @@ def _write(
     dynamic_batch: bool,
     half: bool,
 ) -> None:
+    """Write the ``fmt`` file of ``loaded`` to ``path`` (a temporary name)."""
     try:
         if fmt == "onnx":
             from ssdcli.export.onnx_graph import network_to_onnx
@@ -324,3 +299,30 @@ def _write(
         raise ExportError(
             f"{fmt} export failed: {type(error).__name__}: {str(error).splitlines()[0]}"
         ) from error
+
+
+def _verify(
+    loaded: LoadedDetector,
+    path: Path,
+    fmt: str,
+    images: list[np.ndarray],
+    dynamic_batch: bool,
+    tolerance: Tolerance,
+    log: Callable[[str], None],
+) -> VerifyReport:
+    """Verify the file at ``path`` against the checkpoint (:mod:`ssdcli.export.verify`).
+
+    Raises:
+        ExportError: the file differs beyond ``tolerance``; the caller's temporary file is
+            removed.
+    """
+    report = verify_export(loaded, path, images, dynamic_batch, tolerance)
+    log(f"verified against eager PyTorch: {report.summary()}")
+    if not report.passed:
+        raise ExportError(
+            f"the exported {fmt} model differs from the checkpoint: "
+            f"{'; '.join(report.problems)} (compared {report.summary()}); the file was "
+            "removed. Try another --opset, or without --half; report the problem if it "
+            "persists"
+        )
+    return report

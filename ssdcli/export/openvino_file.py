@@ -6,7 +6,7 @@ then ``openvino.convert_model`` turns that graph into an ``ov.Model`` (ONNX's No
 becomes OpenVINO's own NMS operator), the model description goes into its ``rt_info`` and
 ``openvino.save_model`` writes ``.xml`` + ``.bin``. The tensor names ``cls_logits`` and
 ``box_deltas`` survive the conversion, so the verification can run the IR's network part on its
-own (:mod:`ssdcli.export.heads`).
+own (:mod:`ssdcli.export.verify.heads`).
 
 Weights are stored in float32, or in float16 with ``half`` (OpenVINO's weight compression: half
 the file; the CPU plugin runs in its default precision then).

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ssdcli.errors import ExportError
-from ssdcli.export.heads import HEAD_OUTPUTS
 from ssdcli.export.quantize import (
     Int8Report,
     calibration_images_of,
@@ -26,6 +25,7 @@ from ssdcli.export.quantize import (
     compare_map,
     load_calibration,
 )
+from ssdcli.export.verify.heads import HEAD_OUTPUTS
 from ssdcli.infer.base import BasePredictor
 from ssdcli.infer.model_info import METADATA_KEY, ModelInfo, metadata_json
 from ssdcli.infer.runtimes import require
@@ -116,7 +116,7 @@ def export_openvino_int8(
     quantized.set_rt_info(metadata_json(info), [METADATA_KEY])
     save_ir(quantized, int8_path, half=False)
     verify = verify_export(
-        loaded, int8_path, sample_images(manifest_path), info.fixed_batch is None, FLOAT16
+        loaded, int8_path, sample_images(manifest_path, log=log), info.fixed_batch is None, FLOAT16
     )
     log(f"int8 vs eager (informative): {verify.summary()}")
     split = calibration_split(manifest, loaded.recipe.data.val_split)

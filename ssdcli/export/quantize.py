@@ -176,7 +176,7 @@ def export_int8(
     save_onnx(finish_onnx(quantized, loaded, info), int8_path)
     from ssdcli.export.verify import FLOAT16, sample_images
 
-    images = sample_images(manifest_path)
+    images = sample_images(manifest_path, log=log)
     verify = verify_export(loaded, int8_path, images, info.fixed_batch is None, FLOAT16)
     log(f"int8 vs eager (informative): {verify.summary()}")
     split = calibration_split(manifest, loaded.recipe.data.val_split)

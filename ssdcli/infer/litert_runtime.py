@@ -17,7 +17,7 @@ import numpy as np
 
 from ssdcli.errors import CheckpointError
 from ssdcli.infer.model_info import info_from_metadata
-from ssdcli.infer.runtimes import _ExportedPredictor, require
+from ssdcli.infer.runtimes import ExportedPredictor, require
 
 if TYPE_CHECKING:
     from ssdcli.postprocess import PostprocessOverrides
@@ -32,7 +32,7 @@ def metadata_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-class LiteRtPredictor(_ExportedPredictor):
+class LiteRtPredictor(ExportedPredictor):
     """A ``.tflite`` file written by ``ssd export --format tflite``, run with LiteRT on the CPU.
 
     Args:
@@ -77,6 +77,6 @@ class LiteRtPredictor(_ExportedPredictor):
         info.fixed_batch = int(self.runner.get_input_details()[name]["shape"][0])
         super().__init__(info, overrides, batch_size, classes)
 
-    def _run(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
+    def file_outputs(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
         outputs = self.runner(**{self.input_name: np.ascontiguousarray(batch_BCHW, np.float32)})
         return [np.array(outputs[name]) for name in OUTPUTS]

@@ -16,7 +16,7 @@ import numpy as np
 
 from ssdcli.errors import CheckpointError
 from ssdcli.infer.model_info import METADATA_KEY, info_from_metadata
-from ssdcli.infer.runtimes import _ExportedPredictor, require
+from ssdcli.infer.runtimes import ExportedPredictor, require
 
 if TYPE_CHECKING:
     from ssdcli.postprocess import PostprocessOverrides
@@ -61,7 +61,7 @@ def compile_ir(model: Any, threads: int = 0, half: bool = False) -> Any:
     return ov.Core().compile_model(model, "CPU", config)
 
 
-class OpenVinoPredictor(_ExportedPredictor):
+class OpenVinoPredictor(ExportedPredictor):
     """An OpenVINO IR written by ``ssd export --format openvino``, run on the CPU.
 
     Args:
@@ -98,7 +98,7 @@ class OpenVinoPredictor(_ExportedPredictor):
         self.request = self.compiled.create_infer_request()
         super().__init__(info, overrides, batch_size, classes)
 
-    def _run(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
+    def file_outputs(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
         results = self.request.infer({0: np.ascontiguousarray(batch_BCHW)})
         # Copies: the request reuses its output buffers on the next call.
         return [np.array(results[output]) for output in self.outputs]

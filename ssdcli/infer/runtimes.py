@@ -51,8 +51,13 @@ def require(module: str, extra: str = "export") -> ModuleType:
         ) from error
 
 
-class _ExportedPredictor(BasePredictor):
-    """Shared construction and output handling of exported files."""
+class ExportedPredictor(BasePredictor):
+    """Shared construction and output handling of exported files.
+
+    Each runtime implements :meth:`file_outputs` (the file run as it is, public so that export
+    verification can compare a file's own outputs with the checkpoint's); this class decodes them
+    into :class:`~ssdcli.postprocess.Detections`.
+    """
 
     def __init__(
         self,
@@ -89,7 +94,19 @@ class _ExportedPredictor(BasePredictor):
         super().__init__(info, overrides.apply(baked), batch_size, classes)
         self._postprocessor: Any = None
 
-    def _run(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
+    def file_outputs(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
+        """The file's outputs on a preprocessed batch, before any decoding, in the file's order.
+
+        Args:
+            batch_BCHW (ndarray[B, 3, H, W], float32): inputs as :meth:`preprocess` makes them;
+                ``B`` must equal the file's fixed batch when it has one (pad the last chunk).
+
+        Returns:
+            ``"nms"`` form: ``boxes_BD4`` (xyxy normalised to the input frame), ``scores_BD``,
+            ``labels_BD``, ``count_B`` (detections are padded to ``D``). ``"raw"`` form:
+            ``cls_logits_BPK`` (K = classes + background), ``box_deltas_BP4`` and ``priors_P4``
+            (normalised cxcywh).
+        """
         raise NotImplementedError
 
     def _forward(self, batch_BCHW: np.ndarray, sizes_hw: list[tuple[int, int]]) -> list[Detections]:
@@ -98,7 +115,7 @@ class _ExportedPredictor(BasePredictor):
         if fixed is not None and n < fixed:  # pad the last chunk to the model's fixed batch
             fill = np.zeros((fixed - n, *batch_BCHW.shape[1:]), dtype=batch_BCHW.dtype)
             batch_BCHW = np.concatenate([batch_BCHW, fill])
-        outputs = self._run(batch_BCHW)
+        outputs = self.file_outputs(batch_BCHW)
         if self.info.form == "nms":
             return self._from_padded(*(o[:n] for o in outputs), sizes_hw)
         return self._from_raw(outputs[0][:n], outputs[1][:n], outputs[2], sizes_hw)
@@ -161,7 +178,7 @@ class _ExportedPredictor(BasePredictor):
             )
 
 
-class OnnxPredictor(_ExportedPredictor):
+class OnnxPredictor(ExportedPredictor):
     """An ONNX file written by ``ssd export``, run with ONNX Runtime.
 
     Args:
@@ -208,11 +225,11 @@ class OnnxPredictor(_ExportedPredictor):
         self.output_names = [o.name for o in self.session.get_outputs()]
         super().__init__(info, overrides, batch_size, classes)
 
-    def _run(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
+    def file_outputs(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
         return self.session.run(self.output_names, {self.input_name: batch_BCHW})
 
 
-class TorchScriptPredictor(_ExportedPredictor):
+class TorchScriptPredictor(ExportedPredictor):
     """A TorchScript file written by ``ssd export --format torchscript``.
 
     Args:
@@ -253,7 +270,7 @@ class TorchScriptPredictor(_ExportedPredictor):
         info = info_from_metadata(text, "torchscript", str(path))
         super().__init__(info, overrides, batch_size, classes)
 
-    def _run(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
+    def file_outputs(self, batch_BCHW: np.ndarray) -> list[np.ndarray]:
         import torch
 
         with torch.inference_mode():

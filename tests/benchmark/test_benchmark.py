@@ -143,7 +143,7 @@ def test_torchvision_twin_holds_the_checkpoint_weights(tmp_path) -> None:
 
     from ssdcli.benchmark.torchvision_twin import TorchvisionTwin
     from ssdcli.config import Recipe, override_recipe
-    from ssdcli.export.verify import synthetic_images
+    from ssdcli.data import pattern_images
     from ssdcli.model.importers import import_torchvision
 
     torch.manual_seed(0)
@@ -170,7 +170,7 @@ def test_torchvision_twin_holds_the_checkpoint_weights(tmp_path) -> None:
         assert got.shape == want.shape
         assert float((got - want).abs().max()) <= 1e-4 * max(1.0, float(want.abs().max()))
     # Its detections come back in the checkpoint's label range and the image's pixels.
-    images = synthetic_images(1, seed=3)
+    images = pattern_images(1, seed=3)
     (found,) = twin.predict(images)
     height, width = images[0].shape[:2]
     assert len(found.scores_D) > 0 and int(found.labels_D.min()) >= 0

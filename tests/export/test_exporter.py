@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from ssdcli.benchmark.agreement import compare_detections
 from ssdcli.checkpoint.file import make_payload, save_checkpoint
 from ssdcli.config import recipe_from_dict, recipe_to_dict
+from ssdcli.data import pattern_images
 from ssdcli.errors import ExportError, UsageError
 from ssdcli.export.exporter import export_model
 from ssdcli.export.torchscript import postprocess_padded
-from ssdcli.export.verify import FLOAT32, compare_detections, synthetic_images
+from ssdcli.export.verify import FLOAT32
 from ssdcli.infer.open import model_format, open_predictor
 from ssdcli.model import build_detector
 from ssdcli.postprocess import PostprocessOverrides
@@ -45,7 +47,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def images() -> list[np.ndarray]:
-    return synthetic_images(3, seed=1)
+    return pattern_images(3, seed=1)
 
 
 def _same_as_checkpoint(path: Path, checkpoint: Path, images: list[np.ndarray]) -> None:
@@ -244,7 +246,8 @@ def test_opencv_dnn_reads_the_raw_export(checkpoint, images, tmp_path) -> None:
     names = list(net.getUnconnectedOutLayersNames())
     net.setInput(batch)
     got = dict(zip(names, net.forward(names), strict=True))
-    expected = dict(zip(["cls_logits", "box_deltas", "priors"], predictor._run(batch), strict=True))
+    outputs = predictor.file_outputs(batch)
+    expected = dict(zip(["cls_logits", "box_deltas", "priors"], outputs, strict=True))
     for name in ("cls_logits", "box_deltas"):
         np.testing.assert_allclose(
             got[name].reshape(expected[name].shape), expected[name], atol=1e-4

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from ssdcli.benchmark.agreement import compare_detections
 from ssdcli.checkpoint.file import make_payload, save_checkpoint
 from ssdcli.config import recipe_from_dict, recipe_to_dict
+from ssdcli.data import pattern_images
 from ssdcli.errors import UsageError
 from ssdcli.export.exporter import export_model
-from ssdcli.export.verify import FLOAT32, compare_detections, synthetic_images
+from ssdcli.export.verify import FLOAT32
 from ssdcli.infer.open import model_format, open_predictor
 from ssdcli.model import build_detector
 from ssdcli.postprocess import PostprocessOverrides
@@ -58,7 +60,7 @@ def test_openvino_export_verifies_and_detects_like_the_checkpoint(
     assert predictor.info.form == ("nms" if with_nms else "raw")
     assert predictor.info.fixed_batch == (None if dynamic else 1)
     assert predictor.class_names == CLASSES and predictor.info.size_hw == (128, 128)
-    images = synthetic_images(3, seed=1)
+    images = pattern_images(3, seed=1)
     asked = PostprocessOverrides(score_threshold=0.05)
     reference = open_predictor(
         checkpoint, overrides=asked, batch_size=3, precision="float32"
@@ -115,8 +117,8 @@ def test_tiny_channels_keep_float32_outputs(checkpoint, tmp_path) -> None:
     out = tmp_path / "raw.xml"
     export_model(checkpoint, out, fmt="openvino", with_nms=False)
     predictor = open_predictor(out)
-    batch = predictor.preprocess(synthetic_images(1, seed=2))
-    cls_logits, box_deltas, priors = predictor._run(batch)
+    batch = predictor.preprocess(pattern_images(1, seed=2))
+    cls_logits, box_deltas, priors = predictor.file_outputs(batch)
     assert cls_logits.dtype == np.float32 and cls_logits.shape[-1] == len(CLASSES) + 1
     assert box_deltas.shape == (*cls_logits.shape[:2], 4) and priors.shape == (
         cls_logits.shape[1],

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from ssdcli.benchmark.agreement import compare_detections
 from ssdcli.checkpoint.file import make_payload, save_checkpoint
 from ssdcli.config import recipe_from_dict, recipe_to_dict
+from ssdcli.data import pattern_images
 from ssdcli.errors import CheckpointError, UsageError
 from ssdcli.export.exporter import export_model
-from ssdcli.export.verify import FLOAT32, compare_detections, synthetic_images
+from ssdcli.export.verify import FLOAT32
 from ssdcli.infer.open import model_format, open_predictor
 from ssdcli.model import build_detector
 from ssdcli.postprocess import PostprocessOverrides
@@ -63,7 +65,7 @@ def test_tflite_file_and_description(exported) -> None:
 
 def test_tflite_detects_like_the_checkpoint(exported) -> None:
     checkpoint, path = exported
-    images = synthetic_images(3, seed=1)
+    images = pattern_images(3, seed=1)
     asked = PostprocessOverrides(score_threshold=0.05)
     reference = open_predictor(
         checkpoint, overrides=asked, batch_size=3, precision="float32"

@@ -17,7 +17,7 @@ from ssdcli.checkpoint.file import make_payload, save_checkpoint
 from ssdcli.config import recipe_from_dict, recipe_to_dict
 from ssdcli.errors import ExportError
 from ssdcli.export import exporter as export_module
-from ssdcli.export.determined import explain_differences, image_candidates
+from ssdcli.export.verify.determined import explain_differences, image_candidates
 from ssdcli.postprocess import PostprocessSettings
 
 onnx = pytest.importorskip("onnx")

@@ -293,3 +293,38 @@ def ensure_synthetic(root: str | Path, images: int = 600, size: int = 300, seed:
         shutil.rmtree(tmp, ignore_errors=True)
         return ensure_synthetic(root, images, size, seed)
     return root
+
+
+PATTERN_SIZES_HW = ((480, 640), (300, 300), (640, 427), (256, 512))
+"""``(H, W)`` of :func:`pattern_images`, in turn: landscape, square, portrait and wide."""
+
+
+def pattern_images(count: int = 4, seed: int = 0) -> list[np.ndarray]:
+    """Deterministic unlabelled pictures: a gradient with 2-5 filled rectangles and discs.
+
+    Sample inputs where no data set is at hand (export verification, timing); the sizes cycle
+    through :data:`PATTERN_SIZES_HW` so that resizing and letterboxing are exercised.
+
+    Returns:
+        ``count`` RGB uint8 ``[H, W, 3]`` arrays; the same ``(count, seed)`` gives the same ones.
+    """
+    rng = np.random.default_rng(seed)
+    images = []
+    for i in range(count):
+        height, width = PATTERN_SIZES_HW[i % len(PATTERN_SIZES_HW)]
+        y = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+        x = np.linspace(0, 1, width, dtype=np.float32)[None, :, None]
+        base = rng.uniform(0, 255, size=(1, 1, 3)).astype(np.float32)
+        image = (base * (0.5 + 0.5 * y) + 60 * x).clip(0, 255).astype(np.uint8)
+        for _ in range(int(rng.integers(2, 6))):
+            colour = tuple(int(v) for v in rng.integers(0, 256, size=3))
+            x1, y1 = int(rng.integers(0, width - 40)), int(rng.integers(0, height - 40))
+            x2 = min(width - 1, x1 + int(rng.integers(30, width // 2)))
+            y2 = min(height - 1, y1 + int(rng.integers(30, height // 2)))
+            if rng.random() < 0.5:
+                cv2.rectangle(image, (x1, y1), (x2, y2), colour, thickness=-1)
+            else:
+                radius = max(8, min(x2 - x1, y2 - y1) // 2)
+                cv2.circle(image, ((x1 + x2) // 2, (y1 + y2) // 2), radius, colour, -1)
+        images.append(image)
+    return images

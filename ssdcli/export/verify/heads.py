@@ -140,7 +140,7 @@ def _tflite_runner(path: Path):
     predictor = LiteRtPredictor(path)
 
     def run(batch_BCHW: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        cls_logits, box_deltas = predictor._run(batch_BCHW)[:2]
+        cls_logits, box_deltas = predictor.file_outputs(batch_BCHW)[:2]
         return np.asarray(cls_logits, np.float32), np.asarray(box_deltas, np.float32)
 
     return run
