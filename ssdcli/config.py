@@ -4,7 +4,8 @@ A recipe is one YAML file with the sections of :class:`Recipe`. Values are layer
 field defaults < recipe file < ``--set a.b=value`` overrides < explicit command-line options
 (:func:`override_recipe`). Every model rejects unknown keys; problems raise
 :class:`~ssdcli.errors.RecipeError` with one line naming the file, the key path and the fix.
-This module must not import torch.
+Keys of earlier versions (``train.match_iou`` for ``loss.match_iou``, ...) are read in one place,
+:func:`migrate_recipe_data`. This module must not import torch.
 """
 
 from __future__ import annotations
