@@ -37,7 +37,7 @@ SIZE = (300, 300)
 
 
 def ours(records: list[Record]) -> Callable[[int], object]:
-    settings = AugmentSettings()
+    settings = AugmentSettings.defaults()
     fill = tuple(round(v) for v in MEAN)
 
     def run(i: int) -> object:

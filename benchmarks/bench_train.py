@@ -80,13 +80,13 @@ def ours_step_fn(
     images = ((data["images"] - mean) / std).contiguous(memory_format=torch.channels_last)
     gt_boxes, gt_labels, gt_mask = padded_targets(data)
     coder = BoxCoder(tuple(recipe.priors.variances))
-    criterion = MultiBoxLoss(recipe.train.neg_pos_ratio)
+    criterion = MultiBoxLoss(recipe.loss.neg_pos_ratio)
     if optimizer_name == "adamw":
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     else:
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     priors = detector.priors_P4
-    iou = recipe.train.match_iou
+    iou = recipe.loss.match_iou
 
     def step() -> None:
         matched = match(gt_boxes, gt_mask, priors, iou)

@@ -95,7 +95,7 @@ def _profile(parts, state, steps: int, warmup: int) -> dict[str, list[float]]:
         images = batch.images_BCHW.contiguous(memory_format=torch.channels_last)
         matched = match(
             batch.gt_boxes_BG4, batch.gt_mask_BG, parts.detector.priors_P4,
-            parts.recipe.train.match_iou,
+            parts.recipe.loss.match_iou,
         )  # fmt: skip
         labels, deltas = encode_matched(
             matched, batch.gt_boxes_BG4, batch.gt_labels_BG, parts.detector.priors_P4, parts.coder

@@ -4,7 +4,8 @@ A recipe is one YAML file with the sections of :class:`Recipe`. Values are layer
 field defaults < recipe file < ``--set a.b=value`` overrides < explicit command-line options
 (:func:`override_recipe`). Every model rejects unknown keys; problems raise
 :class:`~ssdcli.errors.RecipeError` with one line naming the file, the key path and the fix.
-This module must not import torch.
+Keys of earlier versions (``train.match_iou`` for ``loss.match_iou``, ...) are read in one place,
+:func:`migrate_recipe_data`. This module must not import torch.
 """
 
 from __future__ import annotations
@@ -32,14 +33,17 @@ __all__ = [
     "EvalConfig",
     "ExportConfig",
     "InputConfig",
+    "LossConfig",
     "ModelConfig",
     "PostprocessConfig",
     "PriorsConfig",
     "Recipe",
     "TrainConfig",
+    "current_key",
     "dump_recipe",
     "find_recipe",
     "load_recipe",
+    "migrate_recipe_data",
     "override_recipe",
     "recipe_from_dict",
     "recipe_to_dict",
@@ -123,9 +127,9 @@ class PriorsConfig(_Section):
     variances: tuple[float, float] = (0.1, 0.2)  # box-coding variances (centre, size), SSD paper
     clip: bool | Literal["wh"] = True  # clip priors to [0, 1]; "wh": sizes only (torchvision)
     # "auto": at the start of training, search sizes and aspect ratios that cover the training
-    # boxes best (as `ssd inspect-priors --suggest`); the run's recipe.yaml keeps the result.
+    # boxes best (as `ssd inspect-priors --suggest`); the run's recipe.yaml keeps the sizes and
+    # ratios found, and its priors_fit.json what the fit measured.
     fit: Literal["off", "auto"] = "off"
-    fitted: str | None = None  # what the fit found (coverage before -> after); set by training
 
     @model_validator(mode="before")
     @classmethod
@@ -252,7 +256,10 @@ def parse_duration(value: Any) -> float | None:
 
 
 class TrainConfig(_Section):
-    """Optimisation, schedule and matching (the SSD paper's VOC settings by default)."""
+    """Optimisation, schedule, logging and parallelism (the SSD paper's VOC settings by default).
+
+    Matching and the loss are the ``loss`` section (:class:`LossConfig`).
+    """
 
     optimizer: Literal["sgd", "adamw"] = "sgd"  # SGD with momentum as in the SSD paper
     lr: float = Field(1e-3, gt=0)  # base learning rate
@@ -288,11 +295,6 @@ class TrainConfig(_Section):
     checkpoint_every: int = Field(5000, ge=1)  # iterations between checkpoints
     log_every: int = Field(20, ge=1)  # iterations between log lines
     best_metric: str = "voc07_map50"  # metric that selects best.pt (higher is better)
-    match_iou: float = Field(0.5, gt=0, le=1)  # IoU at which a prior matches a ground truth
-    neg_pos_ratio: float = Field(3.0, gt=0)  # hard negatives per positive (SSD section 2.2)
-    # Positive priors of an object matched by n priors weigh n^-p in the loss: 0 = SSD (every
-    # prior alike, so large objects count most), 1 = every object counts alike.
-    object_balance: float = Field(0.0, ge=0, le=1)
     runs_dir: str = "runs"  # parent folder of run folders
     tensorboard: bool = False  # also log scalars and val images to <run>/tensorboard (extra)
 
@@ -327,6 +329,16 @@ class TrainConfig(_Section):
         if list(self.milestones) != sorted(self.milestones) or min(self.milestones, default=1) < 1:
             raise ValueError("milestones must be positive and increasing, e.g. [80000, 100000]")
         return self
+
+
+class LossConfig(_Section):
+    """Matching priors to ground truths and the MultiBox loss (the SSD paper's by default)."""
+
+    match_iou: float = Field(0.5, gt=0, le=1)  # IoU at which a prior matches a ground truth
+    neg_pos_ratio: float = Field(3.0, gt=0)  # hard negatives per positive (SSD section 2.2)
+    # Positive priors of an object matched by n priors weigh n^-p in the loss: 0 = SSD (every
+    # prior alike, so large objects count most), 1 = every object counts alike.
+    object_balance: float = Field(0.0, ge=0, le=1)
 
 
 class EvalConfig(_Section):
@@ -364,6 +376,7 @@ class Recipe(_Section):
     priors: PriorsConfig = PriorsConfig()  # default boxes
     data: DataConfig = DataConfig()  # data set and loading
     train: TrainConfig = TrainConfig()  # optimisation
+    loss: LossConfig = LossConfig()  # matching and loss
     eval: EvalConfig = EvalConfig()  # evaluation
     postprocess: PostprocessConfig = PostprocessConfig()  # decoding and NMS
     export: ExportConfig = ExportConfig()  # export
@@ -376,8 +389,61 @@ class Recipe(_Section):
         return data
 
 
+# Keys of earlier versions, read in this one place by every way a recipe comes in (files,
+# `--set`, explicit options, checkpoints and run folders). They are read silently: the values
+# land unchanged where they live now, and a checkpoint cannot be edited to silence a note.
+RENAMED_KEYS: dict[str, str] = {
+    "train.match_iou": "loss.match_iou",
+    "train.neg_pos_ratio": "loss.neg_pos_ratio",
+    "train.object_balance": "loss.object_balance",
+}
+# Values that training once wrote into the recipe and that now live in the run folder.
+DROPPED_KEYS: tuple[str, ...] = ("priors.fitted",)
+
+
+def current_key(key: str) -> str:
+    """The key's name in this version (``train.match_iou`` -> ``loss.match_iou``)."""
+    return RENAMED_KEYS.get(key, key)
+
+
+def migrate_recipe_data(data: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """A copy of plain recipe data with the keys of earlier versions moved to their place.
+
+    ``train.match_iou``, ``train.neg_pos_ratio`` and ``train.object_balance`` move to the
+    ``loss`` section; ``priors.fitted`` (a summary training used to write) is dropped.
+
+    Raises:
+        RecipeError: an old key and its new name both set, to different values.
+    """
+    result = {key: dict(val) if isinstance(val, Mapping) else val for key, val in data.items()}
+    for old, new in RENAMED_KEYS.items():
+        old_section, name = old.split(".")
+        new_section, new_name = new.split(".")
+        section = result.get(old_section)
+        if not isinstance(section, dict) or name not in section:
+            continue
+        value = section.pop(name)
+        target = result.get(new_section)
+        if target is None:
+            target = result[new_section] = {}
+        if not isinstance(target, dict):
+            continue  # the validation names the malformed section
+        if new_name in target and target[new_name] != value:
+            raise RecipeError(
+                f"{source}: {old} ({value!r}) and {new} ({target[new_name]!r}) are both set; "
+                f"{old} is the old name of {new}. Fix: keep only {new}"
+            )
+        target[new_name] = value
+    for dropped in DROPPED_KEYS:
+        section_name, name = dropped.split(".")
+        section = result.get(section_name)
+        if isinstance(section, dict):
+            section.pop(name, None)
+    return result
+
+
 def recipe_from_dict(data: Mapping[str, Any], source: str) -> Recipe:
-    """Validate a plain mapping into a :class:`Recipe`.
+    """Validate a plain mapping into a :class:`Recipe` (keys of earlier versions accepted).
 
     Args:
         data: nested mapping of sections (missing keys take their defaults).
@@ -389,8 +455,9 @@ def recipe_from_dict(data: Mapping[str, Any], source: str) -> Recipe:
         raise RecipeError(
             f"{source}: a recipe must be a mapping of sections (model:, priors:, ...)"
         )
+    data = migrate_recipe_data(data, source)
     try:
-        return Recipe.model_validate(dict(data))
+        return Recipe.model_validate(data)
     except ValidationError as error:
         raise RecipeError(explain_validation_error(error, Recipe, source)) from None
 
@@ -426,12 +493,19 @@ def load_recipe(
         source = "default recipe"
     else:
         path = find_recipe(name)
-        data = read_yaml_file(path)
         source = str(path)
+        data = migrate_recipe_data(read_yaml_file(path), source)
     if overrides:
-        data = apply_overrides(data, overrides, source)
+        # Old key names in --set address the new keys, so later layers still win over earlier.
+        current = [_current_override(item) for item in overrides]
+        data = apply_overrides(data, current, source)
         source = f"{source} with --set {' --set '.join(overrides)}"
     return recipe_from_dict(data, source)
+
+
+def _current_override(item: str) -> str:
+    key, sep, value = item.partition("=")
+    return f"{current_key(key.strip())}{sep}{value}" if sep else item
 
 
 def override_recipe(
@@ -444,5 +518,6 @@ def override_recipe(
         values: ``{"train.lr": 0.01, "data.batch_size": 8}``; typed values, not YAML text.
         source: named in error messages.
     """
-    data = apply_overrides(recipe_to_dict(recipe), [], source, typed=values)
+    current = {current_key(key): value for key, value in values.items()}
+    data = apply_overrides(recipe_to_dict(recipe), [], source, typed=current)
     return recipe_from_dict(data, source)

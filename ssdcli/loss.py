@@ -7,7 +7,7 @@
   negative mining"): per image, the negatives are sorted by their confidence loss (the
   cross-entropy of the background class) and the highest ones are kept so that negatives:positives
   is at most ``neg_pos_ratio`` (3:1), capped at the negatives the image has.
-* Optional per-prior weights of the positives' terms (``train.object_balance``): SSD weighs every
+* Optional per-prior weights of the positives' terms (``loss.object_balance``): SSD weighs every
   positive prior alike, so an object counts in proportion to the priors it matches. Negatives keep
   weight 1 and the normaliser stays ``N``.
 * ``N = 0``: SSD eq. 1 sets the loss to 0. Here both parts are exact zeros that still depend on the

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from ssdcli.boxes import BoxCoder, frame_hw
+from ssdcli.config import PostprocessConfig
 from ssdcli.nms import greedy_nms_in_order
 
 __all__ = ["Detections", "PostProcessor", "PostprocessOverrides", "PostprocessSettings"]
@@ -48,6 +49,9 @@ _BLOCK_BYTES = 1 << 19
 class PostprocessSettings:
     """How raw outputs become detections; the recipe's ``postprocess`` section, typed.
 
+    No defaults of its own: :meth:`from_config` takes them from
+    :class:`~ssdcli.config.PostprocessConfig`, the one place they are written.
+
     Attributes:
         score_threshold: keep class scores strictly above this.
         nms_iou: suppress boxes of the same class and image whose IoU is above this.
@@ -55,24 +59,35 @@ class PostprocessSettings:
         pre_nms_top_k: at most this many candidates per class per image enter NMS.
     """
 
-    score_threshold: float = 0.01
-    nms_iou: float = 0.45
-    max_detections: int = 200
-    pre_nms_top_k: int = 400
+    score_threshold: float
+    nms_iou: float
+    max_detections: int
+    pre_nms_top_k: int
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | Any) -> PostprocessSettings:
-        """From a recipe section (``PostprocessConfig``) or the dict stored in an exported file;
-        a missing key takes its default."""
-        if not isinstance(values, Mapping):
-            values = {f.name: getattr(values, f.name) for f in fields(cls)}
-        default = cls()
+    def from_config(cls, cfg: PostprocessConfig) -> PostprocessSettings:
+        """From the recipe's ``postprocess`` section."""
         return cls(
-            float(values.get("score_threshold", default.score_threshold)),
-            float(values.get("nms_iou", default.nms_iou)),
-            int(values.get("max_detections", default.max_detections)),
-            int(values.get("pre_nms_top_k", default.pre_nms_top_k)),
+            float(cfg.score_threshold),
+            float(cfg.nms_iou),
+            int(cfg.max_detections),
+            int(cfg.pre_nms_top_k),
         )
+
+    @classmethod
+    def defaults(cls) -> PostprocessSettings:
+        """The recipe defaults (``PostprocessConfig()``): the SSD paper's test settings."""
+        return cls.from_config(PostprocessConfig())
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | PostprocessConfig) -> PostprocessSettings:
+        """From a recipe section or the dict stored in an exported file; a missing key takes
+        the recipe default."""
+        if not isinstance(values, Mapping):
+            return cls.from_config(values)
+        default = PostprocessConfig()
+        given = {f.name: values[f.name] for f in fields(cls) if f.name in values}
+        return cls.from_config(default.model_copy(update=given))
 
     def to_dict(self) -> dict[str, float | int]:
         """The JSON form stored in exported files (the recipe's key names)."""
@@ -153,7 +168,7 @@ class PostProcessor:
     ) -> None:
         self.priors_P4 = priors_P4
         self.coder = coder
-        self.settings = settings or PostprocessSettings()
+        self.settings = settings or PostprocessSettings.defaults()
         if resize == "letterbox" and input_hw is None:
             raise ValueError("letterbox post-processing needs the network input size")
         self.resize, self.input_hw = resize, input_hw

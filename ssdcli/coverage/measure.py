@@ -64,7 +64,7 @@ class Coverage:
     """Best-prior IoU of every ground truth.
 
     Attributes:
-        threshold: the matching IoU (``train.match_iou``).
+        threshold: the matching IoU (``loss.match_iou``).
         best_iou_G: float32 ``[G]``; best_level_G: int64 ``[G]`` level of that prior;
         positives_G: int64 ``[G]`` priors with IoU >= threshold.
     """

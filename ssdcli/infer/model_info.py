@@ -51,7 +51,7 @@ class ModelInfo:
     fmt: str = "checkpoint"
     form: str = "raw"
     fixed_batch: int | None = None
-    postprocess: PostprocessSettings = field(default_factory=PostprocessSettings)
+    postprocess: PostprocessSettings = field(default_factory=PostprocessSettings.defaults)
     variances: tuple[float, float] = (0.1, 0.2)
     max_log_scale: float = DEFAULT_MAX_LOG_SCALE
     extra: dict[str, Any] = field(default_factory=dict)

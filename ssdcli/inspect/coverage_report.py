@@ -105,7 +105,7 @@ def report_coverage(
     """
     manifest = Manifest.load(manifest_path)
     gts = ground_truths(manifest)
-    threshold = float(recipe.train.match_iou)
+    threshold = float(recipe.loss.match_iou)
     coverage = prior_coverage(gts, priors_P4, levels, threshold)
     for table in coverage_tables(coverage, manifest):
         reporter.show(table)

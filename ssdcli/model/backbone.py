@@ -18,6 +18,8 @@ from typing import Literal
 
 from torch import nn
 
+from ssdcli.config import ModelConfig
+
 HeadStyle = Literal["conv", "separable"]
 """``"conv"``: one 3x3 convolution per level (SSD paper), Xavier init. ``"separable"``: 3x3
 depthwise + BN + ReLU6, then a 1x1 convolution (SSDLite), Normal(0, 0.03) init."""
@@ -26,6 +28,9 @@ depthwise + BN + ReLU6, then a 1x1 convolution (SSDLite), Normal(0, 0.03) init."
 @dataclass(frozen=True)
 class BackboneOptions:
     """Plain arguments for a backbone factory, taken from ``recipe.model``.
+
+    No defaults of its own: :meth:`from_config` takes the values (and so their defaults) from
+    :class:`~ssdcli.config.ModelConfig`.
 
     Attributes:
         size_hw: network input size ``(H, W)`` in pixels.
@@ -39,11 +44,22 @@ class BackboneOptions:
             stages: EfficientNet-Lite); 0 trains all.
     """
 
-    size_hw: tuple[int, int] = (300, 300)
-    width: float = 1.0
-    extra_levels: int | None = None
-    weights: str | None = None
-    frozen_stages: int = 0
+    size_hw: tuple[int, int]
+    width: float
+    extra_levels: int | None
+    weights: str | None
+    frozen_stages: int
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig) -> BackboneOptions:
+        """From the recipe's ``model`` section (``backbone_weights`` becomes ``weights``)."""
+        return cls(
+            (int(cfg.size_hw[0]), int(cfg.size_hw[1])),
+            float(cfg.width),
+            cfg.extra_levels,
+            cfg.backbone_weights,
+            int(cfg.frozen_stages),
+        )
 
 
 @dataclass

@@ -164,9 +164,7 @@ def build_detector(recipe: Recipe, num_classes: int) -> Detector:
         raise ModelError(f"a detector needs at least one class, got num_classes={num_classes}")
     cfg = recipe.model
     size_hw = (int(cfg.size_hw[0]), int(cfg.size_hw[1]))
-    options = BackboneOptions(
-        size_hw, cfg.width, cfg.extra_levels, cfg.backbone_weights, cfg.frozen_stages
-    )
+    options = BackboneOptions.from_config(cfg)
     if cfg.frozen_stages and cfg.backbone not in STAGED_BACKBONES:
         raise ModelError(
             f"model.frozen_stages: {cfg.backbone!r} has no stages to freeze (those that do: "

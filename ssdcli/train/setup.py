@@ -112,7 +112,10 @@ def build_parts(
         from ssdcli.coverage.fit import fit_priors
 
         log = console.print if info.is_main else (lambda line: None)
-        recipe = fit_priors(recipe, manifest, recipe.data.train_split, log)
+        fitted = fit_priors(recipe, manifest, recipe.data.train_split, log)
+        recipe = fitted.recipe  # the sizes found define the model: recipe.yaml keeps them
+        if info.is_main:  # what the fit measured is the run's record, not a recipe value
+            fitted.save(run_dir)
     detector, train_model = _build_model(recipe, manifest, info, device, console)
     model = detector.model
 
@@ -126,7 +129,7 @@ def build_parts(
     parts = TrainParts(
         recipe=recipe, run_dir=run_dir, console=console, info=info, device=device,
         manifest=manifest, detector=detector, model=model, train_model=train_model,
-        criterion=MultiBoxLoss(cfg.neg_pos_ratio), coder=BoxCoder(recipe.priors.variances),
+        criterion=MultiBoxLoss(recipe.loss.neg_pos_ratio), coder=BoxCoder(recipe.priors.variances),
         optimizer=optimizer, scheduler=scheduler, scaler=scaler,
         ema=ModelEma(model, cfg.ema_decay) if cfg.ema else None,
         sampler=sampler, loader=loader, metrics=None, progress=None, stop=StopSignal(console),

@@ -41,7 +41,7 @@ def train_step(parts: TrainParts, state: LoopState, batch: Any) -> tuple[float, 
         gt_boxes_BG4,
         batch.gt_mask_BG.to(device, non_blocking=True),
         parts.detector.priors_P4,
-        parts.recipe.train.match_iou,
+        parts.recipe.loss.match_iou,
     )
     labels_BP, target_deltas_BP4 = encode_matched(
         matched_BP,
@@ -91,7 +91,7 @@ def train_step(parts: TrainParts, state: LoopState, batch: Any) -> tuple[float, 
 
 
 def _positive_weights(parts: TrainParts, matched_BP: Tensor, num_gt: int) -> Tensor | None:
-    """Per-prior weights for ``train.object_balance`` (None when it is 0, SSD's weighting).
+    """Per-prior weights for ``loss.object_balance`` (None when it is 0, SSD's weighting).
 
     The raw weights ``n ** -p`` are scaled so that they sum to N, the positive count, over the
     global batch (one all-reduce of two numbers), so the loss keeps its scale and a DDP run
@@ -100,7 +100,7 @@ def _positive_weights(parts: TrainParts, matched_BP: Tensor, num_gt: int) -> Ten
     Returns:
         Tensor[B, P] float32, or None.
     """
-    power = parts.recipe.train.object_balance
+    power = parts.recipe.loss.object_balance
     if power == 0:
         return None
     weights_BP = object_balance_weights(matched_BP, num_gt, power)

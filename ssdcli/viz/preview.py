@@ -17,7 +17,7 @@ def preview_grid(
     size_hw: tuple[int, int] = (300, 300),
     count: int = 16,
     seed: int = 0,
-    settings: AugmentSettings = AugmentSettings(),
+    settings: AugmentSettings | None = None,
     fill_rgb: tuple[int, int, int] = (124, 116, 104),
 ) -> np.ndarray:
     """uint8 RGB grid of ``count`` augmented samples of ``split`` (drawn at random from ``seed``),

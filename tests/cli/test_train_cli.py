@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -146,7 +147,9 @@ def test_train_data_takes_a_folder_as_it_comes_and_eval_needs_only_the_run(tmp_p
     assert saved["data"]["class_names"] == ["cat", "dog"]
     assert saved["data"]["manifest"] == str((run / "manifest.json").resolve())
     assert (saved["data"]["train_split"], saved["data"]["val_split"]) == ("train", "val")
-    assert saved["priors"]["fit"] == "off" and saved["priors"]["fitted"].startswith("auto: ")
+    assert saved["priors"]["fit"] == "off" and "fitted" not in saved["priors"]
+    fit_record = json.loads((run / "priors_fit.json").read_text())
+    assert fit_record["summary"].startswith("auto: ")
     evaluated = runner.invoke(app, ["eval", str(run / "best.pt"), "--device", "cpu"])
     assert evaluated.exit_code == 0, evaluated.output
     assert "on split 'test'" in evaluated.output

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
-from ssdcli.config import load_recipe, override_recipe, recipe_from_dict
+from ssdcli.config import (
+    PriorsConfig,
+    load_recipe,
+    override_recipe,
+    recipe_from_dict,
+    recipe_to_dict,
+)
 from ssdcli.coverage.fit import fit_priors, recipe_levels
 from ssdcli.coverage.measure import ground_truths, prior_coverage
 from ssdcli.data.records import Manifest, Record
@@ -34,14 +42,23 @@ def _small_boxes_manifest() -> Manifest:
     return Manifest(["spot"], records, {"train": list(range(6))})
 
 
-def test_fit_covers_more_and_the_recipe_records_it() -> None:
+def test_fit_covers_more_and_the_run_records_it(tmp_path) -> None:
     recipe = recipe_from_dict(SMALL, "test")
     manifest = _small_boxes_manifest()
     lines: list[str] = []
-    fitted = fit_priors(recipe, manifest, "train", lines.append)
+    fit = fit_priors(recipe, manifest, "train", lines.append)
+    fitted = fit.recipe
     assert fitted.priors.fit == "off" and fitted.priors.scales is None
-    assert fitted.priors.fitted.startswith("auto: ") and "-> " in fitted.priors.fitted
+    assert fit.summary.startswith("auto: ") and "-> " in fit.summary
     assert len(lines) == 1 and "priors fitted to the data" in lines[0]
+    # The summary is the run's record (priors_fit.json), not a recipe value.
+    assert "fitted" not in PriorsConfig.model_fields
+    assert "fitted" not in recipe_to_dict(fitted)["priors"]
+    record = json.loads(fit.save(tmp_path).read_text())
+    assert (tmp_path / "priors_fit.json").is_file()
+    assert record["summary"] == fit.summary and record["changed"] is True
+    assert (record["split"], record["boxes"], record["match_iou"]) == ("train", 6, 0.5)
+    assert record["covered_before"] < record["covered_after"] <= 1.0
 
     def covered(r):  # share of boxes with a prior at IoU >= match_iou
         levels = recipe_levels(r, 1)

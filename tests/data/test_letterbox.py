@@ -3,6 +3,7 @@ back exactly (hand-worked cases), in preprocessing, augmentation, post-processin
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,13 @@ import pytest
 import torch
 
 from ssdcli.boxes import BoxCoder, frame_hw, resized_hw
+from ssdcli.config import AugmentConfig
 from ssdcli.data.pipeline.transforms import AugmentSettings, augment_ssd, preprocess_image
 from ssdcli.postprocess import PostProcessor, PostprocessSettings
 
-OFF = AugmentSettings(photometric=False, zoom_out=False, iou_crop=False, hflip=False)
+OFF = AugmentSettings.from_config(
+    AugmentConfig(photometric=False, zoom_out=False, iou_crop=False, hflip=False)
+)
 
 
 def test_a_landscape_image_fills_the_width_and_pads_below() -> None:
@@ -50,7 +54,13 @@ def test_post_processing_maps_boxes_back_through_the_padding() -> None:
     priors = torch.tensor([[0.5, 0.25, 1.0, 0.5], [0.5, 0.75, 0.2, 0.2]])
     logits = torch.tensor([[[0.0, 5.0], [0.0, 5.0]]])
     deltas = torch.zeros(1, 2, 4)
-    post = PostProcessor(priors, BoxCoder(), PostprocessSettings(0.1), "letterbox", (64, 64))
+    post = PostProcessor(
+        priors,
+        BoxCoder(),
+        replace(PostprocessSettings.defaults(), score_threshold=0.1),
+        "letterbox",
+        (64, 64),
+    )
     (found,) = post(logits, deltas, [(50, 100)])
     boxes = sorted(found.boxes_D4.tolist())
     # The second prior lies in the padding: clamped to the image's bottom edge (zero height).

@@ -7,6 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ssdcli.config import AugmentConfig
 from ssdcli.data.pipeline.transforms import (
     AugmentSettings,
     augment_ssd,
@@ -74,7 +75,7 @@ def test_kept_boxes_still_frame_their_own_object(seed) -> None:
     labels = np.array([3, 0, 4, 1])
     for box, label in zip(boxes.astype(int), labels, strict=True):
         image[box[1] : box[3], box[0] : box[2]] = PALETTE[label]
-    augment = AugmentSettings(photometric=False)
+    augment = AugmentSettings.from_config(AugmentConfig(photometric=False))
     out = augment_ssd(image, boxes, (96, 96), np.random.default_rng(seed), augment)
     for box, label in zip(out.boxes_xyxy, labels[out.keep], strict=True):
         if min(box[2] - box[0], box[3] - box[1]) < 6:
@@ -95,7 +96,9 @@ def test_flip_only_mirrors_the_plain_resize() -> None:
     image = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
     boxes = np.array([[4, 5, 14, 25]], np.float32)
     resized = cv2.resize(image, (80, 60), interpolation=cv2.INTER_LINEAR)
-    only_flip = AugmentSettings(photometric=False, zoom_out=False, iou_crop=False, hflip=True)
+    only_flip = AugmentSettings.from_config(
+        AugmentConfig(photometric=False, zoom_out=False, iou_crop=False, hflip=True)
+    )
     seen = set()
     for seed in range(8):
         out = augment_ssd(image, boxes, (60, 80), np.random.default_rng(seed), only_flip)

@@ -189,6 +189,7 @@ def test_onnx_postprocess_graph_hand_case() -> None:
     from onnx import TensorProto, helper
 
     from ssdcli.boxes import BoxCoder
+    from ssdcli.config import PostprocessConfig
     from ssdcli.export.onnx_postprocess import add_postprocess
     from ssdcli.postprocess import PostprocessSettings
 
@@ -209,7 +210,9 @@ def test_onnx_postprocess_graph_hand_case() -> None:
         ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    settings = PostprocessSettings(score_threshold=0.1, nms_iou=0.45, max_detections=4)
+    settings = PostprocessSettings.from_config(
+        PostprocessConfig(score_threshold=0.1, nms_iou=0.45, max_detections=4)
+    )
     add_postprocess(model, priors.numpy(), 3, BoxCoder((0.1, 0.2), 4.0), settings)
     onnx.checker.check_model(model)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])

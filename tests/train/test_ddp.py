@@ -36,7 +36,7 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path, object_balance: fl
     # while an unsynchronised batch norm or a per-rank loss normalisation still fails the test
     # (checked by introducing each).
     settings = {"optimizer": "sgd", "lr": 1e-4, "warmup_iterations": 0, "iterations": 2}
-    settings |= {"eval_every": 100, "object_balance": object_balance}
+    settings |= {"eval_every": 100, "loss": {"object_balance": object_balance}}
     recipe_path = write_tiny_recipe(tmp_path, **settings)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]

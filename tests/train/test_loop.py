@@ -152,7 +152,7 @@ def test_object_balance_weights_are_normalised_over_the_global_batch(monkeypatch
     # weights 1/3 x 3 + 1 = 2). Another rank is simulated through the all-reduce: N = 6 there with
     # raw weights summing to 2 (for example two objects of 3 priors). Global scale = 10 / 4.
     parts = SimpleNamespace(
-        recipe=SimpleNamespace(train=SimpleNamespace(object_balance=1.0)), info=None
+        recipe=SimpleNamespace(loss=SimpleNamespace(object_balance=1.0)), info=None
     )
     matched = torch.tensor([[0, 0, 0, 1, -1, -1]])
     other_rank = torch.tensor([6.0, 2.0])
@@ -163,5 +163,5 @@ def test_object_balance_weights_are_normalised_over_the_global_batch(monkeypatch
     # One process: the weights sum to N, so the loss keeps SSD's scale.
     monkeypatch.setattr(step_module, "all_reduce_sum", lambda sums, info: sums)
     assert float(step_module._positive_weights(parts, matched, 2).sum()) == pytest.approx(4.0)
-    parts.recipe.train.object_balance = 0.0
+    parts.recipe.loss.object_balance = 0.0
     assert step_module._positive_weights(parts, matched, 2) is None

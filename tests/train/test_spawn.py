@@ -34,7 +34,7 @@ def test_two_spawned_processes_match_one_process(tmp_path: Path) -> None:
     # The settings of test_ddp.py (SGD, small lr: float noise stays small, a wrong
     # normalisation or an unsynchronised batch norm does not).
     settings = {"optimizer": "sgd", "lr": 1e-4, "warmup_iterations": 0, "iterations": 2}
-    settings |= {"eval_every": 100, "object_balance": 1.0}
+    settings |= {"eval_every": 100, "loss": {"object_balance": 1.0}}
     recipe = tiny_recipe(tmp_path, **settings)
     manifest = build_manifest(recipe.data)
     one = tmp_path / "runs" / "one"

@@ -10,8 +10,13 @@ import torch
 from ssdcli.config import Recipe, dump_recipe, recipe_from_dict
 
 
-def tiny_recipe_dict(root: Path, **train: Any) -> dict[str, Any]:
-    """40 synthetic 64x64 images (28 train, 6 val, 6 test), batch 4, 10 iterations."""
+def tiny_recipe_dict(
+    root: Path, loss: dict[str, Any] | None = None, **train: Any
+) -> dict[str, Any]:
+    """40 synthetic 64x64 images (28 train, 6 val, 6 test), batch 4, 10 iterations.
+
+    ``loss`` sets keys of the ``loss`` section, ``train`` those of the ``train`` section.
+    """
     return {
         "model": {"backbone": "tiny", "size_hw": [64, 64], "extra_levels": 2, "width": 0.25},
         "priors": {"scales": [0.1, 0.25, 0.45, 0.7, 0.95], "aspect_ratios": [[2]] * 4},
@@ -39,19 +44,20 @@ def tiny_recipe_dict(root: Path, **train: Any) -> dict[str, Any]:
             "runs_dir": str(root / "runs"),
             **train,
         },
+        "loss": dict(loss or {}),
         "eval": {"batch_size": 8},
     }
 
 
-def tiny_recipe(root: Path, **train: Any) -> Recipe:
+def tiny_recipe(root: Path, loss: dict[str, Any] | None = None, **train: Any) -> Recipe:
     """The recipe of :func:`tiny_recipe_dict`."""
-    return recipe_from_dict(tiny_recipe_dict(root, **train), "tiny test recipe")
+    return recipe_from_dict(tiny_recipe_dict(root, loss, **train), "tiny test recipe")
 
 
-def write_tiny_recipe(root: Path, **train: Any) -> Path:
+def write_tiny_recipe(root: Path, loss: dict[str, Any] | None = None, **train: Any) -> Path:
     """The tiny recipe as a YAML file in ``root``."""
     path = root / "tiny.yaml"
-    path.write_text(dump_recipe(tiny_recipe(root, **train)))
+    path.write_text(dump_recipe(tiny_recipe(root, loss, **train)))
     return path
 
 

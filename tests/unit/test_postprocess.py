@@ -3,6 +3,8 @@ with a plain per-image, per-class reference built on ``torchvision.ops.nms``."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torchvision
@@ -17,6 +19,12 @@ BOX1 = [0.05, 0.0, 0.55, 0.5]
 BOX2 = [0.5, 0.5, 1.0, 1.0]
 
 
+def settings(**values: float) -> PostprocessSettings:
+    """The recipe's default post-processing with ``values`` in place (any value, even one a
+    recipe would refuse, such as a threshold of 2)."""
+    return replace(PostprocessSettings.defaults(), **values)
+
+
 def logits_from(probs: list[list[list[float]]]) -> torch.Tensor:
     """Logits whose softmax is ``probs`` (rows: background, class 0, class 1)."""
     return torch.tensor(probs).log()
@@ -27,9 +35,7 @@ def run(probs, sizes=((100, 100),), deltas=None, priors=PRIORS, **kwargs) -> lis
     logits = logits_from(probs)
     if deltas is None:
         deltas = torch.zeros(logits.shape[0], logits.shape[1], 4)
-    return PostProcessor(priors, BoxCoder(), PostprocessSettings(**kwargs))(
-        logits, deltas, list(sizes)
-    )
+    return PostProcessor(priors, BoxCoder(), settings(**kwargs))(logits, deltas, list(sizes))
 
 
 def test_overlapping_boxes_of_different_classes_are_both_kept() -> None:
@@ -183,7 +189,7 @@ def test_heavy_suppression_takes_more_candidates() -> None:
     priors = torch.tensor([[0.2, 0.2, 0.3, 0.3]] * 60 + [[0.7, 0.7, 0.3, 0.3]] * 60)
     logits = torch.zeros(1, 120, 3)
     logits[0, :, 1] = torch.linspace(4.0, 2.0, 120)
-    ours = PostProcessor(priors, BoxCoder(), PostprocessSettings(max_detections=2))(
+    ours = PostProcessor(priors, BoxCoder(), settings(max_detections=2))(
         logits, torch.zeros(1, 120, 4), [(100, 100)]
     )
     expected = reference(logits, torch.zeros(1, 120, 4), priors, [(100, 100)], 0.01, 0.45, 2, 400)
@@ -207,7 +213,7 @@ def test_thresholds_at_the_ends_and_half_precision() -> None:
     priors, logits, deltas = realistic(7, 2)
     sizes = [(200, 300), (300, 200)]
     for threshold in (1.0, 2.0):  # softmax scores never exceed 1
-        dets = PostProcessor(priors, BoxCoder(), PostprocessSettings(threshold))(
+        dets = PostProcessor(priors, BoxCoder(), settings(score_threshold=threshold))(
             logits, deltas, sizes
         )
         assert [len(d) for d in dets] == [0, 0]
@@ -220,7 +226,7 @@ def test_non_finite_logits_give_no_detection_for_that_prior() -> None:
     probs = [[[0.05, 0.9, 0.05], [0.35, 0.6, 0.05], [0.3, 0.7, 1e-9]]]
     logits = logits_from(probs)
     logits[0, 0, 2] = float("nan")
-    (det,) = PostProcessor(PRIORS, BoxCoder(), PostprocessSettings(0.1))(
+    (det,) = PostProcessor(PRIORS, BoxCoder(), settings(score_threshold=0.1))(
         logits, torch.zeros(1, 3, 4), [(1, 1)]
     )
     # Prior 0 is gone (NaN softmax): prior 1 is no longer suppressed by it.

@@ -90,7 +90,7 @@ class DetectionDataset(Dataset):
         self.channel_order = channel_order = input_cfg.channel_order
         self.train = train
         if augment is None or isinstance(augment, AugmentSettings):
-            self.augment = augment or AugmentSettings()
+            self.augment = augment or AugmentSettings.defaults()
         else:
             self.augment = AugmentSettings.from_config(augment)
         self.include_difficult = include_difficult

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from ssdcli.boxes import resized_hw
-
-if TYPE_CHECKING:
-    from ssdcli.config import AugmentConfig
+from ssdcli.config import AugmentConfig
 
 # Minimum IoU of the crop with some object; None keeps the whole image (SSD paper, section 2.2).
 CROP_OPTIONS = (None, 0.0, 0.1, 0.3, 0.5, 0.7, 0.9)
@@ -35,18 +33,27 @@ CROP_MODES = 20  # modes tried before keeping the whole image (the paper loops f
 
 @dataclass(frozen=True)
 class AugmentSettings:
-    """Which training augmentations run (mirrors the recipe's ``data.augment``)."""
+    """Which training augmentations run: the recipe's ``data.augment``, typed.
 
-    photometric: bool = True
-    zoom_out: bool = True
-    max_zoom: float = 4.0
-    iou_crop: bool = True
-    hflip: bool = True
+    No defaults of its own: :meth:`from_config` takes them from
+    :class:`~ssdcli.config.AugmentConfig`, the one place they are written.
+    """
+
+    photometric: bool
+    zoom_out: bool
+    max_zoom: float
+    iou_crop: bool
+    hflip: bool
 
     @classmethod
     def from_config(cls, cfg: AugmentConfig) -> AugmentSettings:
         """From the recipe's ``data.augment`` (or any object with these attributes)."""
         return cls(**{name: getattr(cfg, name) for name in cls.__dataclass_fields__})
+
+    @classmethod
+    def defaults(cls) -> AugmentSettings:
+        """The recipe defaults (``AugmentConfig()``): every SSD augmentation on."""
+        return cls.from_config(AugmentConfig())
 
 
 class Augmented(NamedTuple):
@@ -179,7 +186,7 @@ def augment_ssd(
     boxes_xyxy: np.ndarray,
     size_hw: tuple[int, int],
     rng: np.random.Generator,
-    settings: AugmentSettings = AugmentSettings(),
+    settings: AugmentSettings | None = None,
     fill_rgb: tuple[int, int, int] = (124, 116, 104),
     resize: str = "stretch",
 ) -> Augmented:
@@ -190,7 +197,7 @@ def augment_ssd(
         boxes_xyxy: float ``[G, 4]``, xyxy pixels of ``image_rgb``, positive area.
         size_hw: output size ``(H, W)``.
         rng: the only source of randomness.
-        settings: which steps run.
+        settings: which steps run; None = the recipe defaults (:meth:`AugmentSettings.defaults`).
         fill_rgb: zoom-out canvas colour (the model's mean pixel).
         resize: ``"stretch"`` maps the crop onto the whole output; ``"letterbox"`` keeps its
             aspect ratio (top-left, the rest filled with ``fill_rgb``), as at inference.
@@ -198,6 +205,7 @@ def augment_ssd(
     Returns:
         :class:`Augmented` (image at ``size_hw``, boxes in its pixels, kept indices).
     """
+    settings = settings if settings is not None else AugmentSettings.defaults()
     height, width = image_rgb.shape[:2]
     out_h, out_w = size_hw
     (left, top), patch, keep, boxes = _zoom_and_crop(rng, boxes_xyxy, width, height, settings)
