@@ -25,10 +25,12 @@ Setting up the environment (Ultralytics keeps the torch it finds):
     /work/venv-yolo/bin/pip install torch==2.14.1 torchvision==0.29.1
     /work/venv-yolo/bin/pip install ultralytics
 
-Nothing is downloaded: the network is built from its YAML (no weights), ``plots=False`` keeps
-Ultralytics from fetching its Arial fonts for plots, the environment variables in
-:data:`OFFLINE_ENV` turn off its settings sync, update checks and automatic pip installs, and its
-settings file lives in ``<out>/ultralytics-config`` instead of the home folder. Ultralytics'
+Nothing is downloaded: the network is built from its YAML (no weights); ``plots=False``; the
+Arial font Ultralytics' data set check looks for (and would fetch from GitHub) is matplotlib's
+DejaVu Sans linked under that name in ``<out>/ultralytics-config``, which holds its settings
+instead of the home folder; :data:`OFFLINE_ENV` turns off its online checks, analytics and
+automatic pip installs and points HTTP(S) at a closed local port, so a request that slips through
+fails instead of downloading. Ultralytics'
 ``time`` budget covers its epochs and their validations, from its first epoch on; the final
 prediction and scoring come after it and are not counted. Torch threads are Ultralytics' own
 choice unless ``--threads`` is given (it uses one thread fewer than the cores for its
@@ -59,9 +61,12 @@ from anchor_common import (  # noqa: E402
 
 NAME = "YOLO11n from scratch (Ultralytics)"
 OFFLINE_ENV = {
-    "YOLO_OFFLINE": "true",  # no update checks or downloads where Ultralytics asks
+    "YOLO_OFFLINE": "true",  # Ultralytics' ONLINE flag off: no update checks, no analytics
     "YOLO_AUTOINSTALL": "false",  # never pip-install a missing requirement at run time
-    "YOLO_VERBOSE": "true",
+    # Any request the settings above miss fails at once here instead of reaching the network.
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "NO_PROXY": "",
 }
 YOLO_SPLITS = ("train", "val", "test")
 
@@ -128,16 +133,25 @@ def write_yolo_copy(data: str, folder: Path) -> dict:
 
 def ultralytics_side(args: argparse.Namespace) -> int:
     """Trains YOLO11n from its YAML within ``args.seconds`` and writes test-split detections."""
+    import matplotlib
     import torch
     import ultralytics
     from ultralytics import YOLO
+    from ultralytics.utils import USER_CONFIG_DIR
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # Ultralytics' data set check looks for Arial.ttf (for plots) and asks GitHub for it when it
+    # is missing, whatever `plots` says; matplotlib's own DejaVu Sans under that name ends the
+    # search locally (no plot is drawn with plots=False).
+    dejavu = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    for font in ("Arial.ttf", "Arial.Unicode.ttf"):
+        if not (USER_CONFIG_DIR / font).exists():
+            (USER_CONFIG_DIR / font).symlink_to(dejavu)
     folder = Path(args.yolo_dir)
     counted = {"images": 0, "epochs": 0, "start": None, "end": None}
 
     def on_train_start(trainer) -> None:
+        if args.threads:  # after Ultralytics' device selection, which sets its own count
+            torch.set_num_threads(args.threads)
         counted["start"] = time.perf_counter()
 
     def on_train_batch_end(trainer) -> None:
