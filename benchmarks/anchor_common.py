@@ -88,7 +88,7 @@ def table_row(name: str, data: str, result: Any, run: dict[str, Any]) -> str:
     return (
         f"| {name} | {Path(data).name}, {result.split} ({len(result.detections)} images) | "
         f"{m['voc_map50']:.3f} | {m['voc07_map50']:.3f} | {m['coco_ap']:.3f} | "
-        f"{run['train_seconds'] / 60:.1f} of {run['budget_seconds'] / 60:.0f} min | "
+        f"{run['train_seconds'] / 60:.1f} of {run['budget_seconds'] / 60:.4g} min | "
         f"{run['images_seen']} ({run['epochs']:.1f} epochs) | {run['images_per_second']:.1f} | "
         f"{run['load_start']} / {run['load_end']} |"
     )

@@ -172,7 +172,7 @@ def train(model: torch.nn.Module, records: list, args: argparse.Namespace, budge
         "images_seen": images,
         "epochs": images / len(records),
         "images_per_second": images / seconds if seconds else 0.0,
-        "final_loss": last_loss,
+        "final_loss": last_loss if steps else None,
         "load_start": load_start,
         "load_end": machine()["load_1min"],
         "lr": lr,
