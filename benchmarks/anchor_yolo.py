@@ -147,15 +147,19 @@ def ultralytics_side(args: argparse.Namespace) -> int:
         if not (USER_CONFIG_DIR / font).exists():
             (USER_CONFIG_DIR / font).symlink_to(dejavu)
     folder = Path(args.yolo_dir)
-    counted = {"images": 0, "epochs": 0, "start": None, "end": None}
+    counted = {"epochs": 0, "start": None, "end": None, "train_images": 0, "batch": 0}
+    batches: dict[int, int] = {}  # epoch -> batches started (each one trains: the budget is
+    # checked only after an optimiser step)
 
     def on_train_start(trainer) -> None:
         if args.threads:  # after Ultralytics' device selection, which sets its own count
             torch.set_num_threads(args.threads)
         counted["start"] = time.perf_counter()
 
-    def on_train_batch_end(trainer) -> None:
-        counted["images"] += int(trainer.batch["img"].shape[0])
+    def on_train_batch_start(trainer) -> None:
+        batches[trainer.epoch] = batches.get(trainer.epoch, 0) + 1
+        counted["batch"] = trainer.batch_size
+        counted["train_images"] = len(trainer.train_loader.dataset)
 
     def on_fit_epoch_end(trainer) -> None:  # after the epoch's validation
         counted["epochs"] += 1
@@ -163,7 +167,7 @@ def ultralytics_side(args: argparse.Namespace) -> int:
 
     model = YOLO("yolo11n.yaml")
     model.add_callback("on_train_start", on_train_start)
-    model.add_callback("on_train_batch_end", on_train_batch_end)
+    model.add_callback("on_train_batch_start", on_train_batch_start)
     model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
     load_start = os.getloadavg()[0]
     call_start = time.perf_counter()
@@ -208,7 +212,11 @@ def ultralytics_side(args: argparse.Namespace) -> int:
         "train_seconds": round(seconds, 1),
         "train_call_seconds": round(call_seconds, 1),
         "epochs_done": counted["epochs"],
-        "images_seen": counted["images"],
+        # the last batch of an epoch may be short: at most the data set per epoch
+        "images_seen": sum(
+            min(n * counted["batch"], counted["train_images"]) for n in batches.values()
+        ),
+        "batches_started": sum(batches.values()),
         "weights": weights.name,
         "load_start": round(load_start, 2),
         "load_end": round(load_end, 2),
