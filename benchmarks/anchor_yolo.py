@@ -148,6 +148,7 @@ def ultralytics_side(args: argparse.Namespace) -> int:
             (USER_CONFIG_DIR / font).symlink_to(dejavu)
     folder = Path(args.yolo_dir)
     counted = {"epochs": 0, "start": None, "end": None, "train_images": 0, "batch": 0}
+    fitted: set[int] = set()
     batches: dict[int, int] = {}  # epoch -> batches started (each one trains: the budget is
     # checked only after an optimiser step)
 
@@ -162,6 +163,9 @@ def ultralytics_side(args: argparse.Namespace) -> int:
         counted["train_images"] = len(trainer.train_loader.dataset)
 
     def on_fit_epoch_end(trainer) -> None:  # after the epoch's validation
+        if trainer.epoch in fitted:  # final_eval (best.pt after the budget) calls it again
+            return
+        fitted.add(trainer.epoch)
         counted["epochs"] += 1
         counted["end"] = time.perf_counter()
 
