@@ -148,6 +148,7 @@ def ultralytics_side(args: argparse.Namespace) -> int:
             (USER_CONFIG_DIR / font).symlink_to(dejavu)
     folder = Path(args.yolo_dir)
     counted = {"epochs": 0, "start": None, "end": None, "train_images": 0, "batch": 0}
+    trained: set[int] = set()
     fitted: set[int] = set()
     batches: dict[int, int] = {}  # epoch -> batches started (each one trains: the budget is
     # checked only after an optimiser step)
@@ -162,8 +163,12 @@ def ultralytics_side(args: argparse.Namespace) -> int:
         counted["batch"] = trainer.batch_size
         counted["train_images"] = len(trainer.train_loader.dataset)
 
+    def on_train_epoch_end(trainer) -> None:
+        trained.add(trainer.epoch)
+
     def on_fit_epoch_end(trainer) -> None:  # after the epoch's validation
-        if trainer.epoch in fitted:  # final_eval (best.pt after the budget) calls it again
+        # final_eval (best.pt, after the budget) calls it again with the epoch number + 1
+        if trainer.epoch not in trained or trainer.epoch in fitted:
             return
         fitted.add(trainer.epoch)
         counted["epochs"] += 1
@@ -172,6 +177,7 @@ def ultralytics_side(args: argparse.Namespace) -> int:
     model = YOLO("yolo11n.yaml")
     model.add_callback("on_train_start", on_train_start)
     model.add_callback("on_train_batch_start", on_train_batch_start)
+    model.add_callback("on_train_epoch_end", on_train_epoch_end)
     model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
     load_start = os.getloadavg()[0]
     call_start = time.perf_counter()
