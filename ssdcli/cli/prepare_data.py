@@ -21,8 +21,8 @@ from rich.markup import escape
 from ssdcli.cli.render import print_report, say
 
 if TYPE_CHECKING:
-    from ssdcli.data.records import Manifest
     from ssdcli.data.prepare.stats import Stats
+    from ssdcli.data.records import Manifest
 
 
 def prepare_data(

@@ -16,8 +16,8 @@ from rich.table import Table
 from ssdcli.cli.common import console
 
 if TYPE_CHECKING:
-    from ssdcli.data.records import Manifest
     from ssdcli.data.prepare.stats import Stats
+    from ssdcli.data.records import Manifest
 
 
 class ConsoleReporter:

@@ -13,8 +13,9 @@ shared modules (a room imports only from the shared modules and from rooms below
   :mod:`~ssdcli.data.readers.registry`; ``validate`` holds the box rules every reader applies.
 * :mod:`ssdcli.data.prepare`: ``layout`` (``open_dataset``: any layout, detected through the
   registry; ``detect_layout``), ``splits`` (made splits, ``trainval``), ``dedup`` (same
-  pictures), ``stats`` (summaries), ``synthetic`` (the generated shapes set; ``pattern_images``, unlabelled sample pictures), ``manifest``
-  (``read_dataset``, ``build_manifest`` from the recipe's ``data``, ``locate_data``, ``relabel``).
+  pictures), ``stats`` (summaries), ``synthetic`` (the generated shapes set; ``pattern_images``,
+  unlabelled sample pictures), ``manifest`` (``read_dataset``, ``build_manifest`` from the
+  recipe's ``data``, ``locate_data``, ``relabel``).
 * :mod:`ssdcli.data.pipeline` (torch): ``transforms`` (``augment_ssd``, ``preprocess_image``,
   ``AugmentSettings``), ``dataset`` (``DetectionDataset``), ``collate`` (``Batch``), ``sampler``
   (``EpochBatchSampler``), ``loader`` (``build_dataset``/``build_loader``).

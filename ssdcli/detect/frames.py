@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ssdcli.detect.sources import Frame, SourceItem, SourceProblem, iter_frames, video_info
 from ssdcli.detect.outputs import FrameResult, RunOutputs
+from ssdcli.detect.sources import Frame, SourceItem, SourceProblem, iter_frames, video_info
 from ssdcli.errors import DataError
 
 if TYPE_CHECKING:

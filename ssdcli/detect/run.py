@@ -18,9 +18,9 @@ from ssdcli.errors import UsageError
 from ssdcli.reporting import Reporter
 
 if TYPE_CHECKING:
-    from ssdcli.detect.sources import SourceProblem
     from ssdcli.detect.frames import DetectSummary
     from ssdcli.detect.outputs import FrameResult
+    from ssdcli.detect.sources import SourceProblem
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,8 +118,8 @@ def run(request: DetectRequest, reporter: DetectReporter) -> DetectOutcome:
         CheckpointError: a missing or unreadable model; other path errors before any work.
     """
     from ssdcli import paths
-    from ssdcli.detect.sources import expand_sources
     from ssdcli.detect.frames import count_frames, run_detect
+    from ssdcli.detect.sources import expand_sources
     from ssdcli.device import parse_device
     from ssdcli.errors import CheckpointError
     from ssdcli.infer.open import find_default_model, open_predictor

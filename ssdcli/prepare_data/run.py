@@ -1,9 +1,10 @@
 """``ssd prepare-data``'s one entry point: a data set (or ``synthetic``) -> ``manifest.json``.
 
-:func:`run` reads the data set in any layout :func:`ssdcli.data.prepare.layout.open_dataset` knows (or
-generates the synthetic shapes set), hands the manifest and its statistics to the reporter
-(before ``strict`` may stop the command: the report says why), writes ``OUT/manifest.json``, and
-on request a preview grid of augmented samples and ``OUT/labels.png``. No torch at all.
+:func:`run` reads the data set in any layout
+:func:`ssdcli.data.prepare.layout.open_dataset` knows (or generates the synthetic shapes set),
+hands the manifest and its statistics to the reporter (before ``strict`` may stop the command:
+the report says why), writes ``OUT/manifest.json``, and on request a preview grid of augmented
+samples and ``OUT/labels.png``. No torch at all.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from ssdcli.errors import DataError, UsageError
 from ssdcli.reporting import Reporter
 
 if TYPE_CHECKING:
-    from ssdcli.data.records import Manifest
     from ssdcli.data.prepare.stats import Stats
+    from ssdcli.data.records import Manifest
 
 SYNTHETIC = "synthetic"
 """The SOURCE that generates the shapes data set instead of reading one."""
@@ -87,8 +88,8 @@ def run(request: PrepareRequest, reporter: PrepareReporter) -> PrepareOutcome:
     """
     from ssdcli.data.prepare.layout import open_dataset
     from ssdcli.data.prepare.manifest import prepare_synthetic
-    from ssdcli.data.records import MANIFEST_NAME
     from ssdcli.data.prepare.stats import compute_stats
+    from ssdcli.data.records import MANIFEST_NAME
 
     names = list(request.classes) if request.classes else None
     splits = list(request.splits) if request.splits else None
