@@ -7,17 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from export_helpers import write_random_checkpoint
 
 from ssdcli.benchmark.agreement import compare_detections
-from ssdcli.checkpoint.file import make_payload, save_checkpoint
-from ssdcli.config import recipe_from_dict, recipe_to_dict
 from ssdcli.data import pattern_images
 from ssdcli.errors import UsageError
 from ssdcli.export.exporter import export_model
 from ssdcli.export.verify import FLOAT32
 from ssdcli.infer.open import model_format, open_predictor
-from ssdcli.model import build_detector
 from ssdcli.postprocess import PostprocessOverrides
 
 pytest.importorskip("onnx", reason="onnx is not installed: pip install 'ssdcli[export]'")
@@ -26,23 +23,10 @@ ov = pytest.importorskip(
 )
 
 CLASSES = ["circle", "cross", "square", "star", "triangle"]
-TINY = {
-    "model": {"backbone": "tiny", "size_hw": [128, 128], "width": 0.25},
-    "priors": {"aspect_ratios": [[2]] * 6},
-    "postprocess": {"score_threshold": 0.05, "max_detections": 50},
-}
-
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    recipe = recipe_from_dict(TINY, "test")
-    detector = build_detector(recipe, len(CLASSES))
-    path = tmp_path_factory.mktemp("export") / "best.pt"
-    save_checkpoint(
-        path, make_payload(detector.model.state_dict(), recipe_to_dict(recipe), CLASSES)
-    )
-    return path
+    return write_random_checkpoint(tmp_path_factory.mktemp("export") / "best.pt", CLASSES)
 
 
 @pytest.mark.parametrize(("with_nms", "dynamic"), [(True, True), (False, False)])

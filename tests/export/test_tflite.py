@@ -7,41 +7,26 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
+from export_helpers import write_random_checkpoint
 
 from ssdcli.benchmark.agreement import compare_detections
-from ssdcli.checkpoint.file import make_payload, save_checkpoint
-from ssdcli.config import recipe_from_dict, recipe_to_dict
 from ssdcli.data import pattern_images
 from ssdcli.errors import CheckpointError, UsageError
 from ssdcli.export.exporter import export_model
 from ssdcli.export.verify import FLOAT32
 from ssdcli.infer.open import model_format, open_predictor
-from ssdcli.model import build_detector
 from ssdcli.postprocess import PostprocessOverrides
 
 for _module in ("litert_torch", "ai_edge_litert"):
     pytest.importorskip(_module, reason=f"{_module} is not installed: pip install 'ssdcli[tflite]'")
 
 CLASSES = ["circle", "cross", "square"]
-TINY = {
-    "model": {"backbone": "tiny", "size_hw": [96, 128], "width": 0.25},
-    "priors": {"aspect_ratios": [[2]] * 6},
-    "postprocess": {"score_threshold": 0.05, "max_detections": 50},
-}
-
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A random tiny detector (96 x 128 input) and its verified TFLite export."""
-    torch.manual_seed(0)
-    recipe = recipe_from_dict(TINY, "test")
-    detector = build_detector(recipe, len(CLASSES))
     folder = tmp_path_factory.mktemp("tflite")
-    checkpoint = folder / "best.pt"
-    save_checkpoint(
-        checkpoint, make_payload(detector.model.state_dict(), recipe_to_dict(recipe), CLASSES)
-    )
+    checkpoint = write_random_checkpoint(folder / "best.pt", CLASSES, size_hw=(96, 128))
     result = export_model(checkpoint, fmt="tflite")
     assert result.verify.passed and result.verify.detections > 20
     assert result.path == folder / "best-raw.tflite" and result.form == "raw"
