@@ -97,6 +97,10 @@ class ModelConfig(_Section):
     # efficientnet_lite*: the stem and this many leading block stages kept fixed, their batch
     # norms in eval mode (the high-resolution stages cost most of a CPU step's backward)
     frozen_stages: int = Field(0, ge=0)
+    # Between the levels and the heads: "none" (SSD), "fpn" (top-down feature pyramid) or "pan"
+    # (top-down then bottom-up); every level then has neck_channels channels
+    neck: Literal["none", "fpn", "pan"] = "none"
+    neck_channels: int = Field(96, ge=8)
 
     @field_validator("size_hw", mode="before")
     @classmethod

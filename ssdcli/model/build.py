@@ -22,6 +22,7 @@ from ssdcli.model.blocks import PlainExtra, xavier_init
 from ssdcli.model.efficientnet import efficientnet_lite0, efficientnet_lite1, efficientnet_lite2
 from ssdcli.model.head import make_head
 from ssdcli.model.mobilenet import mobilenet_v2, mobilenet_v3_large
+from ssdcli.model.neck import make_neck
 from ssdcli.model.ssd import SSD, freeze
 from ssdcli.model.tiny import tiny
 from ssdcli.model.vgg import vgg16
@@ -173,7 +174,8 @@ def build_detector(recipe: Recipe, num_classes: int) -> Detector:
     backbone = make_backbone(cfg.backbone, options)
     maps = _measure(backbone.body, backbone.extras, size_hw)
     feature_hws = [(int(m.shape[2]), int(m.shape[3])) for m in maps]
-    channels = [int(m.shape[1]) for m in maps]
+    neck = make_neck(cfg.neck, [int(m.shape[1]) for m in maps], cfg.neck_channels)
+    channels = [int(m.shape[1]) if neck is None else cfg.neck_channels for m in maps]
 
     levels = build_level_specs(recipe.priors, size_hw, feature_hws)
     priors_P4 = make_priors(levels, size_hw, clip=recipe.priors.clip)
@@ -186,6 +188,7 @@ def build_detector(recipe: Recipe, num_classes: int) -> Detector:
         num_classes=num_classes,
         feature_hws=feature_hws,
         anchors_per_level=anchors,
+        neck=neck,
     )
     check_prior_count(model, maps, priors_P4)
     freeze(model, cfg.freeze)
@@ -202,6 +205,8 @@ def check_prior_count(model: SSD, maps: list[Tensor], priors_P4: Tensor) -> None
     model.eval()  # batch norms in train mode would fail on 1x1 maps and update their statistics
     try:
         with torch.no_grad():
+            if model.neck is not None:
+                maps = list(model.neck(maps))
             cls_logits_BPK, box_deltas_BP4 = model.predict(maps)
     finally:
         model.train(was_training)

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-__all__ = ["FusedConv2d", "InferenceModel", "optimize_for_inference"]
+__all__ = ["FusedConv2d", "InferenceModel", "fold_batch_norms", "optimize_for_inference"]
 
 # Activation module -> oneDNN post-op name and scalars.
 _POST_OPS: dict[type, tuple[str, list[float]]] = {
@@ -80,6 +80,59 @@ def _folded(conv: nn.Conv2d, bn: nn.BatchNorm2d | None) -> tuple[Tensor, Tensor]
     weight = weight * scale.view(-1, 1, 1, 1)
     bias = (bias - bn.running_mean) * scale + bn.bias.detach()
     return weight.contiguous(), bias.contiguous()
+
+
+def fold_batch_norms(module: nn.Module) -> nn.Module:
+    """Fold every batch norm into the convolution before it, in place; returns ``module``.
+
+    Works on any layout where a batch norm is the next convolution-or-batch-norm child after its
+    convolution in the same parent (``nn.Sequential`` chains, and timm's blocks, whose
+    ``BatchNormAct2d`` keeps its activation: the batch norm becomes that activation alone).
+    Only valid while the batch norms are in eval mode (their running statistics are used);
+    the result is for no-gradient use. Outputs equal the original's within float32 rounding.
+    """
+    for parent in list(module.modules()):
+        names = list(parent._modules)
+        for i, name in enumerate(names):
+            conv = parent._modules[name]
+            if not _fusable(conv):
+                continue
+            for later in names[i + 1 :]:
+                bn = parent._modules[later]
+                if isinstance(bn, nn.BatchNorm2d):
+                    parent._modules[name] = _folded_conv(conv, bn)
+                    parent._modules[later] = _activation_of(bn)
+                    break
+                if isinstance(bn, nn.Conv2d):  # the next convolution: no batch norm between
+                    break
+    return module
+
+
+def _folded_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A new ``nn.Conv2d`` (with bias) computing ``bn(conv(x))`` in eval mode."""
+    weight, bias = _folded(conv, bn)
+    folded = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=True,
+    ).to(weight.device)
+    with torch.no_grad():
+        folded.weight.copy_(weight)
+        folded.bias.copy_(bias)
+    return folded.to(memory_format=torch.channels_last).requires_grad_(False)
+
+
+def _activation_of(bn: nn.BatchNorm2d) -> nn.Module:
+    """What is left of a batch norm once folded: timm's ``BatchNormAct2d`` keeps drop + act."""
+    act = getattr(bn, "act", None)
+    drop = getattr(bn, "drop", None)
+    kept = [m for m in (drop, act) if isinstance(m, nn.Module)]
+    return nn.Sequential(*kept) if kept else nn.Identity()
 
 
 def _fusable(conv: nn.Module) -> bool:

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from ssdcli.errors import ModelError
 from ssdcli.model.head import apply_head
 
-PARTS = ("backbone", "extras", "box_head", "cls_head")
+PARTS = ("backbone", "extras", "neck", "box_head", "cls_head")
 """Parts that ``model.freeze`` may name."""
 
 
@@ -24,6 +24,8 @@ class SSD(nn.Module):
     Attributes:
         backbone: ``forward(images_BCHW) -> list[Tensor]``, the backbone's own feature maps.
         extras: blocks applied in turn to the last map, each adding a level.
+        neck: ``forward(maps) -> maps`` between the levels and the heads (a feature pyramid,
+            :mod:`ssdcli.model.neck`), or None.
         cls_head: one predictor per level, ``A_l * K`` output channels.
         box_head: one predictor per level, ``A_l * 4`` output channels.
         num_classes: foreground classes; K = num_classes + 1 (index 0 is background).
@@ -41,11 +43,13 @@ class SSD(nn.Module):
         num_classes: int,
         feature_hws: Sequence[tuple[int, int]],
         anchors_per_level: Sequence[int],
+        neck: nn.Module | None = None,
     ) -> None:
         super().__init__()
         assert len(cls_head) == len(box_head) == len(feature_hws) == len(anchors_per_level)
         self.backbone = backbone
         self.extras = extras
+        self.neck = neck
         self.cls_head = cls_head
         self.box_head = box_head
         self.num_classes = num_classes
@@ -60,13 +64,13 @@ class SSD(nn.Module):
         return sum(h * w * a for (h, w), a in levels)
 
     def features(self, images_BCHW: Tensor) -> list[Tensor]:
-        """All levels' feature maps: the backbone's, then one per extra block."""
+        """All levels' feature maps: the backbone's, then one per extra block, through the neck."""
         maps = list(self.backbone(images_BCHW))
         x = maps[-1]
         for block in self.extras:
             x = block(x)
             maps.append(x)
-        return maps
+        return maps if self.neck is None else list(self.neck(maps))
 
     def predict(self, features: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
         """Heads on given feature maps: ``(cls_logits_BPK, box_deltas_BP4)``."""
@@ -91,6 +95,8 @@ class SSD(nn.Module):
         """Set train/eval mode; batch norms of frozen parts stay in eval mode."""
         super().train(mode)
         for part in self.frozen_parts:
+            if getattr(self, part) is None:
+                continue
             for module in getattr(self, part).modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
                     module.eval()
@@ -98,8 +104,8 @@ class SSD(nn.Module):
 
 
 def freeze(model: SSD, parts: Sequence[str]) -> None:
-    """Freeze the parameters of named parts (``"backbone"``, ``"extras"``, ``"box_head"``,
-    ``"cls_head"``): no gradients, and their batch-norm statistics stop updating.
+    """Freeze the parameters of named parts (``"backbone"``, ``"extras"``, ``"neck"``,
+    ``"box_head"``, ``"cls_head"``): no gradients, and their batch-norm statistics stop updating.
 
     Raises:
         ModelError: an unknown part name (with a close match when there is one).
@@ -112,6 +118,8 @@ def freeze(model: SSD, parts: Sequence[str]) -> None:
                 f"model.freeze: unknown part {part!r}{hint} (parts: {', '.join(PARTS)})"
             )
     for part in parts:
+        if getattr(model, part) is None:  # no neck
+            continue
         for parameter in getattr(model, part).parameters():
             parameter.requires_grad_(False)
     model.frozen_parts = tuple(dict.fromkeys((*model.frozen_parts, *parts)))
