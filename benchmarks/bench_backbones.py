@@ -1,13 +1,14 @@
 """Training speed of the photos networks on the CPU, side by side in one run.
 
-``photos_tiny`` (the from-scratch network) against EfficientNet-Lite0 (``photos_lite0``) with the
-cheap levers: input size and frozen leading stages (no backward there, batch norms in eval).
-Random weights (speed does not depend on them), 3 classes, batch 16, random boxes; one training
+``photos_tiny`` (the from-scratch network) against EfficientNet-Lite0 (``photos_lite0``) with its
+levers: frozen leading stages (no backward there, batch norms in eval, and run batch-norm-folded
+in training), the feature-pyramid neck and the input size.
+Random weights (speed does not depend on them), 3 classes, batch 8 (as ``photos_lite0``), random boxes; one training
 step = matching, forward, loss, backward, AdamW step, channels-last, as ``ssd train`` runs it.
 The variants alternate step by step so they all see the same machine load; printed: median
 s/step, images/s, the ratio to ``photos_tiny`` and the cores kept busy.
 
-    python benchmarks/bench_backbones.py [--batch 16] [--steps 4] [--threads N]
+    python benchmarks/bench_backbones.py [--batch 8] [--steps 4] [--threads N]
 """
 
 from __future__ import annotations
@@ -24,13 +25,18 @@ from rich.console import Console
 from rich.table import Table
 
 NUM_CLASSES = 3
+UNFOLDED = "unfolded"  # a pseudo-setting: run the frozen stages without batch-norm folding
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "photos_tiny 384 (from scratch)": ("photos_tiny", []),
-    "lite0 384, all stages trained": ("photos_lite0", ["model.frozen_stages=0"]),
-    "lite0 384, frozen_stages 2 (photos_lite0)": ("photos_lite0", []),
-    "lite0 384, frozen_stages 3": ("photos_lite0", ["model.frozen_stages=3"]),
-    "lite0 320, frozen_stages 2": ("photos_lite0", ["model.size_hw=320"]),
-    "lite0 448, frozen_stages 2": ("photos_lite0", ["model.size_hw=448"]),
+    "lite0 384, frozen_stages 5, no neck": ("photos_lite0", ["model.neck=none"]),
+    "lite0 384, frozen_stages 5, no neck, not folded": (
+        "photos_lite0",
+        ["model.neck=none", UNFOLDED],
+    ),
+    "lite0 384, frozen_stages 5, fpn": ("photos_lite0", ["model.neck=fpn"]),
+    "lite0 384, frozen_stages 5, pan": ("photos_lite0", ["model.neck=pan"]),
+    "lite0 384, frozen_stages 3, fpn": ("photos_lite0", ["model.neck=fpn", "model.frozen_stages=3"]),
+    "lite0 448, frozen_stages 5, fpn": ("photos_lite0", ["model.neck=fpn", "model.size_hw=448"]),
 }
 
 
@@ -39,16 +45,19 @@ def runner(recipe_name: str, sets: list[str], batch: int) -> Callable[[], None]:
     from ssdcli.config import load_recipe
     from ssdcli.model import build_detector
 
-    recipe = load_recipe(recipe_name, [*sets, "model.backbone_weights=null"])
+    overrides = [item for item in sets if item != UNFOLDED]
+    recipe = load_recipe(recipe_name, [*overrides, "model.backbone_weights=null"])
     torch.manual_seed(0)
     detector = build_detector(recipe, NUM_CLASSES)
+    if UNFOLDED in sets:
+        detector.model.backbone.fold_frozen = False
     data = random_batch(batch, int(recipe.model.size_hw[0]), NUM_CLASSES)
     return ours_step_fn(data, detector, recipe, "adamw", recipe.train.lr)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=4, help="timed steps per variant")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()

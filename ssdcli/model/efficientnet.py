@@ -234,6 +234,7 @@ class LiteFeatures(nn.Module):
             for parameter in module.parameters():
                 parameter.requires_grad_(False)
         self._folded: list[nn.Module] | None = None  # not a submodule: not in the state dict
+        self.fold_frozen = True  # False runs the frozen stages as they are (for benchmarks)
         self.train(self.training)
 
     def train(self, mode: bool = True) -> LiteFeatures:
@@ -256,6 +257,7 @@ class LiteFeatures(nn.Module):
         net = self.net
         fast = (
             self.training
+            and self.fold_frozen
             and self.frozen_stages > 0
             and not torch.jit.is_tracing()
             and not torch.jit.is_scripting()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from pathlib import Path
 
 import torch
@@ -13,14 +14,23 @@ from ssdcli.model import build_detector
 
 
 def write_random_checkpoint(
-    path: Path, class_names: Sequence[str], size_hw: tuple[int, int] = (128, 128)
+    path: Path,
+    class_names: Sequence[str],
+    size_hw: tuple[int, int] = (128, 128),
+    model: Mapping[str, Any] | None = None,
 ) -> Path:
     """Writes a seeded random ``tiny`` detector (width 0.25, one extra aspect ratio, score
-    threshold 0.05, 50 detections) with ``class_names`` and input ``size_hw`` to ``path``."""
+    threshold 0.05, 50 detections) with ``class_names`` and input ``size_hw`` to ``path``;
+    ``model`` adds keys to the recipe's model section (e.g. ``{"neck": "pan"}``)."""
     torch.manual_seed(0)
     recipe = recipe_from_dict(
         {
-            "model": {"backbone": "tiny", "size_hw": list(size_hw), "width": 0.25},
+            "model": {
+                "backbone": "tiny",
+                "size_hw": list(size_hw),
+                "width": 0.25,
+                **(model or {}),
+            },
             "priors": {"aspect_ratios": [[2]] * 6},
             "postprocess": {"score_threshold": 0.05, "max_detections": 50},
         },

@@ -74,6 +74,18 @@ def test_export_both_forms_both_formats(
     _same_as_checkpoint(out, checkpoint, images)
 
 
+@pytest.mark.parametrize("neck", ["fpn", "pan"])
+def test_a_network_with_a_feature_pyramid_exports_and_verifies(images, tmp_path, neck) -> None:
+    checkpoint = write_random_checkpoint(
+        tmp_path / "best.pt", CLASSES, model={"neck": neck, "neck_channels": 16}
+    )
+    for fmt in ("onnx", "torchscript"):
+        out = tmp_path / f"model.{fmt}"
+        result = export_model(checkpoint, out, fmt=fmt)
+        assert result.verify.passed and result.verify.max_score_diff < 1e-4
+        _same_as_checkpoint(out, checkpoint, images)
+
+
 def test_onnx_outputs_and_metadata(checkpoint, tmp_path) -> None:
     out = tmp_path / "m.onnx"
     export_model(checkpoint, out, fmt="onnx", with_nms=True, dynamic_batch=True, opset=18)

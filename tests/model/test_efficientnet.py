@@ -69,6 +69,50 @@ def test_frozen_stages_fix_the_stem_and_leading_blocks_and_keep_their_batch_norm
     assert torch.equal(net.bn1.running_mean, before)  # pretrained statistics kept
 
 
+def _randomise_batch_norms(module: nn.Module, seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    for bn in module.modules():
+        if isinstance(bn, nn.BatchNorm2d):
+            shape = bn.running_mean.shape
+            bn.running_mean.copy_(torch.randn(shape, generator=generator) * 0.5)
+            bn.running_var.copy_(torch.rand(shape, generator=generator) + 0.5)
+            bn.weight.data.copy_(torch.rand(shape, generator=generator) + 0.5)
+            bn.bias.data.copy_(torch.randn(shape, generator=generator) * 0.1)
+
+
+def test_training_runs_the_frozen_stages_folded_with_the_same_maps_and_no_graph() -> None:
+    model = build_detector(_recipe(128, frozen_stages=5), num_classes=2).model
+    body = model.backbone
+    _randomise_batch_norms(body, seed=0)
+    images = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        eager = body.eval()(images)
+    trained = body.train()(images)
+    folded_stem = body._folded[0]
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded_stem.modules())
+    # Strides 8 and 16 come out of frozen stages (0-4): same values, no autograd graph.
+    for expected, actual in zip(eager[:2], trained[:2], strict=True):
+        scale = float(expected.abs().max())  # float32 rounding through five stages
+        torch.testing.assert_close(actual, expected, rtol=1e-3, atol=1e-5 * scale)
+        assert not actual.requires_grad
+    assert trained[2].requires_grad  # stride 32: stages 5 and 6 train
+
+
+def test_the_folded_copy_follows_weights_loaded_before_training() -> None:
+    model = build_detector(_recipe(128, frozen_stages=3), num_classes=2).model
+    body = model.backbone
+    images = torch.randn(1, 3, 128, 128)
+    body.train()(images)  # builds the folded copy from the current weights
+    other = build_detector(_recipe(128, frozen_stages=3), num_classes=2).model.backbone
+    _randomise_batch_norms(other, seed=1)
+    body.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        expected = other.eval()(images)[0]
+    actual = body.train()(images)[0]  # train() drops the stale copy
+    scale = float(expected.abs().max())
+    torch.testing.assert_close(actual, expected, rtol=1e-3, atol=1e-5 * scale)
+
+
 def test_frozen_stages_out_of_range_and_on_other_backbones_are_model_errors() -> None:
     with pytest.raises(ModelError, match="frozen_stages: 8 is out of range.*7 block stages"):
         lite.efficientnet_lite0(options(size_hw=(128, 128), frozen_stages=8))
