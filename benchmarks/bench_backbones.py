@@ -3,8 +3,9 @@
 ``photos_tiny`` (the from-scratch network) against EfficientNet-Lite0 (``photos_lite0``) with its
 levers: frozen leading stages (no backward there, batch norms in eval, and run batch-norm-folded
 in training), the feature-pyramid neck and the input size.
-Random weights (speed does not depend on them), 3 classes, batch 8 (as ``photos_lite0``), random boxes; one training
-step = matching, forward, loss, backward, AdamW step, channels-last, as ``ssd train`` runs it.
+Random weights (speed does not depend on them), 3 classes, batch 8 (as ``photos_lite0``), random
+boxes; one training step = matching, forward, loss, backward, AdamW step, channels-last, as
+``ssd train`` runs it.
 The variants alternate step by step so they all see the same machine load; printed: median
 s/step, images/s, the ratio to ``photos_tiny`` and the cores kept busy.
 
@@ -35,7 +36,10 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     ),
     "lite0 384, frozen_stages 5, fpn": ("photos_lite0", ["model.neck=fpn"]),
     "lite0 384, frozen_stages 5, pan": ("photos_lite0", ["model.neck=pan"]),
-    "lite0 384, frozen_stages 3, fpn": ("photos_lite0", ["model.neck=fpn", "model.frozen_stages=3"]),
+    "lite0 384, frozen_stages 3, fpn": (
+        "photos_lite0",
+        ["model.neck=fpn", "model.frozen_stages=3"],
+    ),
     "lite0 448, frozen_stages 5, fpn": ("photos_lite0", ["model.neck=fpn", "model.size_hw=448"]),
 }
 

@@ -53,7 +53,9 @@ class FeaturePyramid(nn.Module):
         super().__init__()
         # 1x1 + BN, no activation: the sum of the lateral and the resized coarser map is the
         # pyramid level (FPN); the BN brings the pretrained maps (std 5-7) to one scale.
-        self.lateral = nn.ModuleList(ConvBNAct(c, channels, 1, activation=None) for c in in_channels)
+        self.lateral = nn.ModuleList(
+            ConvBNAct(c, channels, 1, activation=None) for c in in_channels
+        )
         self.smooth = nn.ModuleList(separable(channels) for _ in in_channels)
         # down[i] takes level i to level i + 1 (stride 2, padding 1 gives ceil(H / 2), the size
         # the SSDLite extras produce, so sizes agree without a resize).

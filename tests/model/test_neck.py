@@ -75,8 +75,14 @@ def test_no_neck_is_none_and_an_unknown_one_is_an_error() -> None:
 def test_a_detector_with_a_neck_builds_trains_and_can_freeze_it() -> None:
     recipe = Recipe.model_validate(
         {
-            "model": {"backbone": "tiny", "size_hw": [128, 128], "width": 0.25, "neck": "pan",
-                      "neck_channels": 16, "freeze": ["neck"]},  # fmt: skip
+            "model": {
+                "backbone": "tiny",
+                "size_hw": [128, 128],
+                "width": 0.25,
+                "neck": "pan",
+                "neck_channels": 16,
+                "freeze": ["neck"],
+            },  # fmt: skip
             "priors": {"aspect_ratios": [[2]] * 6},
         }
     )
