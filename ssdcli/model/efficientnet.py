@@ -211,8 +211,9 @@ class LiteFeatures(nn.Module):
     In training mode the frozen stem and stages run as a copy with their batch norms folded into
     the convolutions, without autograd: the same function (within float32 rounding). Their forward
     is over half of a CPU training step with ``frozen_stages: 5``; folded, a batch-8 step of Lite0
-    at 384 px took 0.33 s against 0.44 s (``benchmarks/bench_backbones.py``, docs/results.md). The copy is rebuilt on every ``train()`` call, so loaded weights are
-    always the ones used. Evaluation, export and tracing run the original modules.
+    at 384 px took 0.33 s against 0.44 s (``benchmarks/bench_backbones.py``, docs/results.md).
+    The copy is rebuilt on every ``train()`` call, so loaded weights are always the ones used.
+    Evaluation, export and tracing run the original modules.
     """
 
     def __init__(self, net: nn.Module, frozen_stages: int = 0) -> None:
